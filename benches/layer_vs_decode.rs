@@ -1,0 +1,2 @@
+//! Benchmarks: to be filled by the performance work.
+fn main() {}

@@ -1,0 +1,208 @@
+//! What a request that passed carries into the inner service: [`VerifiedClaims`] and
+//! [`PlanContext`], both in the request extensions.
+//!
+//! Both are cheap to clone (an `Arc` inside), `Send + Sync + 'static`, and ours: they never
+//! expose a foreign type such as `jsonwebtoken::TokenData` as the extension key. With the `axum`
+//! feature they are also extractors; without it, use `axum::Extension<PlanContext>`.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// The claims of a token whose signature and claims were verified.
+///
+/// ```
+/// # use tower_jwt_plan::VerifiedClaims;
+/// # let claims = VerifiedClaims::from_map(serde_json::json!({"sub": "alice", "scope": "read"}).as_object().unwrap().clone());
+/// #[derive(serde::Deserialize)]
+/// struct Mine { sub: String }
+///
+/// let mine: Mine = claims.deserialize().unwrap();
+/// assert_eq!(mine.sub, "alice");
+/// assert_eq!(claims.get("scope").and_then(|v| v.as_str()), Some("read"));
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct VerifiedClaims(Arc<Map<String, Value>>);
+
+impl VerifiedClaims {
+    /// Wrap a claims map. The layer only builds these from verified tokens; this constructor is
+    /// for tests and for handlers that want to fake a context.
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self(Arc::new(map))
+    }
+
+    pub(crate) fn from_arc(map: Arc<Map<String, Value>>) -> Self {
+        Self(map)
+    }
+
+    /// One claim, if present.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// One claim as a string, if present and a string.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.0.get(name).and_then(Value::as_str)
+    }
+
+    /// All claims.
+    pub fn as_map(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// Deserialize the claims into your own type.
+    pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        T::deserialize(&Value::Object((*self.0).clone()))
+    }
+}
+
+impl fmt::Debug for VerifiedClaims {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Claim names only: values may be personal data.
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+/// Which API, plan, application and subscription a request passed under.
+///
+/// ```
+/// # use tower_jwt_plan::PlanContext;
+/// # fn handler(ctx: PlanContext) {
+/// println!("{} called {} under plan {}", ctx.client_id(), ctx.api_id(), ctx.plan_id());
+/// # }
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PlanContext(Arc<ContextInner>);
+
+#[derive(PartialEq, Eq)]
+struct ContextInner {
+    api_id: Arc<str>,
+    plan_id: Arc<str>,
+    plan_name: Arc<str>,
+    application_id: String,
+    subscription_id: String,
+    client_id: String,
+    user: Option<String>,
+}
+
+impl PlanContext {
+    /// Build a context. The layer does this; it is public for tests of handlers.
+    pub fn new(
+        api_id: impl Into<Arc<str>>,
+        plan_id: impl Into<Arc<str>>,
+        plan_name: impl Into<Arc<str>>,
+        application_id: impl Into<String>,
+        subscription_id: impl Into<String>,
+        client_id: impl Into<String>,
+        user: Option<String>,
+    ) -> Self {
+        Self(Arc::new(ContextInner {
+            api_id: api_id.into(),
+            plan_id: plan_id.into(),
+            plan_name: plan_name.into(),
+            application_id: application_id.into(),
+            subscription_id: subscription_id.into(),
+            client_id: client_id.into(),
+            user,
+        }))
+    }
+
+    /// The API id the layer protects.
+    pub fn api_id(&self) -> &str {
+        &self.0.api_id
+    }
+
+    /// The id of the plan the request passed under.
+    pub fn plan_id(&self) -> &str {
+        &self.0.plan_id
+    }
+
+    /// The plan's display name.
+    pub fn plan_name(&self) -> &str {
+        &self.0.plan_name
+    }
+
+    /// The application holding the subscription.
+    pub fn application_id(&self) -> &str {
+        &self.0.application_id
+    }
+
+    /// The subscription's id.
+    pub fn subscription_id(&self) -> &str {
+        &self.0.subscription_id
+    }
+
+    /// The client id read from the token.
+    pub fn client_id(&self) -> &str {
+        &self.0.client_id
+    }
+
+    /// The user claim (default `sub`), when the token has one.
+    pub fn user(&self) -> Option<&str> {
+        self.0.user.as_deref()
+    }
+}
+
+impl fmt::Debug for PlanContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PlanContext")
+            .field("api_id", &self.0.api_id)
+            .field("plan_id", &self.0.plan_id)
+            .field("application_id", &self.0.application_id)
+            .field("subscription_id", &self.0.subscription_id)
+            .field("client_id", &self.0.client_id)
+            .field("user", &self.0.user)
+            .finish()
+    }
+}
+
+#[cfg(feature = "axum")]
+mod extract {
+    use axum_core::extract::FromRequestParts;
+    use axum_core::response::{IntoResponse, Response};
+    use http::StatusCode;
+    use http::request::Parts;
+
+    use super::{PlanContext, VerifiedClaims};
+
+    /// The layer is missing in front of a handler that asks for its context: a server bug, so 500.
+    #[derive(Debug)]
+    pub struct MissingPlanContext(&'static str);
+
+    impl IntoResponse for MissingPlanContext {
+        fn into_response(self) -> Response {
+            let text = format!(
+                "missing request extension `{}`: is JwtPlanLayer installed?",
+                self.0
+            );
+            (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
+        }
+    }
+
+    macro_rules! from_extensions {
+        ($ty:ident) => {
+            impl<S: Send + Sync> FromRequestParts<S> for $ty {
+                type Rejection = MissingPlanContext;
+
+                async fn from_request_parts(
+                    parts: &mut Parts,
+                    _: &S,
+                ) -> Result<Self, Self::Rejection> {
+                    parts
+                        .extensions
+                        .get::<$ty>()
+                        .cloned()
+                        .ok_or(MissingPlanContext(stringify!($ty)))
+                }
+            }
+        };
+    }
+
+    from_extensions!(PlanContext);
+    from_extensions!(VerifiedClaims);
+}
+
+#[cfg(feature = "axum")]
+pub use extract::MissingPlanContext;

@@ -1,0 +1,560 @@
+//! [`JwksCache`]: an identity provider's keys, fetched over HTTPS and held for lock-free reads.
+//!
+//! One background worker does every fetch: the first one at start, then one per refresh
+//! interval (with jitter, so a fleet does not fetch in step), and one on demand when a token
+//! names a `kid` the set does not have, at most once per `min_refetch_interval`. Requests that
+//! ask while a fetch is running join it instead of starting another (single flight), and
+//! requests past the budget do not wait at all. Requests read keys through an `ArcSwap`; no
+//! lock is taken on the path of a token whose key is known, and nothing waits on the network.
+//!
+//! A failed fetch (transport error, non-2xx, body over the cap, not JSON, no usable key) never
+//! replaces the last good set. Keys unusable for signatures are skipped one by one.
+//!
+//! The HTTP client verifies TLS certificates (rustls, the platform's roots plus any you add),
+//! never follows redirects unless asked, bounds connect and total time, and refuses plain
+//! `http://` except to loopback addresses unless [`JwksCacheBuilder::danger_allow_http`] is set.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::BuildHasher;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use reqwest::Url;
+use tokio::sync::{Notify, oneshot, watch};
+
+use crate::error::ConfigError;
+use crate::key::{KeySet, parse_jwks};
+
+/// Default interval between background refreshes.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+/// Default minimum time between two on-demand fetches (unknown `kid`, no keys yet).
+pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Default TCP/TLS connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default total time for one fetch, body included.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default cap on the JWKS body.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A future that completes when an on-demand fetch has finished (or timed out).
+pub(crate) type KeyWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// A shared, self-refreshing cache of one JWKS URL's keys.
+///
+/// Clones share one cache and one worker; the worker stops when the last clone is dropped.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_jwt_plan::JwksCache;
+///
+/// # async fn demo() -> Result<(), tower_jwt_plan::ConfigError> {
+/// // Inside a Tokio runtime:
+/// let cache = JwksCache::builder("https://idp.example/.well-known/jwks.json")
+///     .refresh_interval(Duration::from_secs(600))
+///     .build()?;
+/// # let _ = cache; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct JwksCache {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+    // Dropped with the last clone: the worker sees its receiver close and exits.
+    _stop: oneshot::Sender<()>,
+}
+
+struct Shared {
+    url: Url,
+    client: reqwest::Client,
+    refresh_interval: Duration,
+    min_refetch_interval: Duration,
+    fetch_timeout: Duration,
+    max_body_bytes: usize,
+    keys: ArcSwapOption<KeySet>,
+    /// Number of fetches finished, good or bad: waiters watch it change.
+    finished: watch::Sender<u64>,
+    wake: Notify,
+    schedule: Mutex<Schedule>,
+    fetches: AtomicU64,
+    failures: AtomicU64,
+}
+
+#[derive(Default)]
+struct Schedule {
+    in_flight: bool,
+    last_start: Option<Instant>,
+}
+
+/// Counters of a cache, for health checks, metrics and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JwksStats {
+    /// Fetches started so far.
+    pub fetches: u64,
+    /// Fetches that failed (the last good keys were kept).
+    pub failures: u64,
+    /// Usable keys held now.
+    pub keys: usize,
+}
+
+/// Builder for [`JwksCache`]. Every setting has a default, given on its setter.
+#[must_use]
+pub struct JwksCacheBuilder {
+    url: String,
+    refresh_interval: Duration,
+    min_refetch_interval: Duration,
+    connect_timeout: Duration,
+    fetch_timeout: Duration,
+    max_body_bytes: usize,
+    follow_redirects: bool,
+    allow_http: bool,
+    roots: Vec<reqwest::Certificate>,
+    error: Option<ConfigError>,
+}
+
+impl JwksCache {
+    /// Start configuring a cache for this URL.
+    pub fn builder(url: impl Into<String>) -> JwksCacheBuilder {
+        JwksCacheBuilder {
+            url: url.into(),
+            refresh_interval: DEFAULT_REFRESH_INTERVAL,
+            min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            follow_redirects: false,
+            allow_http: false,
+            roots: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The JWKS URL.
+    pub fn url(&self) -> &str {
+        self.handle.shared.url.as_str()
+    }
+
+    /// Counters: fetches, failures, keys held.
+    pub fn stats(&self) -> JwksStats {
+        let shared = &self.handle.shared;
+        JwksStats {
+            fetches: shared.fetches.load(Ordering::Relaxed),
+            failures: shared.failures.load(Ordering::Relaxed),
+            keys: shared.keys.load().as_ref().map_or(0, |set| set.len()),
+        }
+    }
+
+    /// Whether a good key set has been fetched at least once.
+    pub fn is_ready(&self) -> bool {
+        self.handle.shared.keys.load().is_some()
+    }
+
+    /// The `kid`s currently held, for diagnostics.
+    pub fn key_ids(&self) -> Vec<String> {
+        self.snapshot()
+            .map(|set| set.kids().map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+
+    /// Wait until the first good set is held, or `timeout` passes. Returns [`is_ready`](Self::is_ready).
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut finished = self.handle.shared.finished.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_ready() {
+            if tokio::time::timeout_at(deadline, finished.changed())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        self.is_ready()
+    }
+
+    /// The current key set; `None` until the first good fetch.
+    pub(crate) fn snapshot(&self) -> Option<Arc<KeySet>> {
+        self.handle.shared.keys.load_full()
+    }
+
+    /// Ask for an on-demand fetch. Returns a future to wait on if one is running or was started,
+    /// `None` if the refetch budget is spent (the caller then answers with what it has).
+    pub(crate) fn request_refresh(&self) -> Option<KeyWait> {
+        let shared = &self.handle.shared;
+        let mut finished = shared.finished.subscribe();
+        {
+            let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
+            if !schedule.in_flight {
+                let budget_spent = schedule
+                    .last_start
+                    .is_some_and(|at| at.elapsed() < shared.min_refetch_interval);
+                if budget_spent {
+                    return None;
+                }
+                // Mark it now so that concurrent callers join instead of asking again.
+                schedule.in_flight = true;
+                schedule.last_start = Some(Instant::now());
+                shared.wake.notify_one();
+            }
+        }
+        // A little over the fetch timeout: the worker always finishes a fetch by then.
+        let bound = shared.fetch_timeout + Duration::from_millis(250);
+        Some(Box::pin(async move {
+            let _ = tokio::time::timeout(bound, finished.changed()).await;
+        }))
+    }
+}
+
+impl fmt::Debug for JwksCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksCache")
+            .field("url", &self.url())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl JwksCacheBuilder {
+    /// Interval between background refreshes, with ±10 % jitter. Default: 5 minutes.
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.refresh_interval = every;
+        self
+    }
+
+    /// Minimum time between two on-demand fetches triggered by requests (unknown `kid`, or no
+    /// keys yet). Default: 5 s. This is what bounds the load a flood of random `kid`s can put on
+    /// the IdP.
+    pub fn min_refetch_interval(mut self, at_most_every: Duration) -> Self {
+        self.min_refetch_interval = at_most_every;
+        self
+    }
+
+    /// Connect timeout. Default: 2 s.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Total time for one fetch, including the body. Default: 5 s. This also bounds how long
+    /// the first requests wait for keys.
+    pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch_timeout = timeout;
+        self
+    }
+
+    /// Cap on the body size. Default: 1 MiB.
+    pub fn max_body_bytes(mut self, max: usize) -> Self {
+        self.max_body_bytes = max;
+        self
+    }
+
+    /// Follow up to 2 redirects. Default: redirects are not followed (a 3xx is a failed fetch).
+    pub fn follow_redirects(mut self, on: bool) -> Self {
+        self.follow_redirects = on;
+        self
+    }
+
+    /// Trust this CA (PEM) in addition to the platform's roots, for a private IdP.
+    pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
+        match reqwest::Certificate::from_pem(pem) {
+            Ok(cert) => self.roots.push(cert),
+            Err(e) => self.error = Some(ConfigError::InvalidKey(format!("root certificate: {e}"))),
+        }
+        self
+    }
+
+    /// Allow a plain `http://` URL to a non-loopback host. Default: refused, since anyone on
+    /// the path could then hand us keys. Loopback URLs (`127.0.0.1`, `[::1]`, `localhost`) are
+    /// always allowed.
+    pub fn danger_allow_http(mut self) -> Self {
+        self.allow_http = true;
+        self
+    }
+
+    fn into_shared(self) -> Result<Shared, ConfigError> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let invalid = |reason| ConfigError::InvalidJwksUrl {
+            url: self.url.clone(),
+            reason,
+        };
+        let url = Url::parse(&self.url).map_err(|_| invalid("not a URL"))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if self.allow_http || is_loopback(&url) => {}
+            "http" => {
+                return Err(invalid(
+                    "plain http is refused (use https, or danger_allow_http)",
+                ));
+            }
+            _ => return Err(invalid("scheme must be https")),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("no host"));
+        }
+        let positive = |name, d: Duration| {
+            if d.is_zero() {
+                Err(ConfigError::InvalidSetting {
+                    name,
+                    reason: "must be more than zero".into(),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        positive("refresh_interval", self.refresh_interval)?;
+        positive("connect_timeout", self.connect_timeout)?;
+        positive("fetch_timeout", self.fetch_timeout)?;
+        let redirects = if self.follow_redirects {
+            reqwest::redirect::Policy::limited(2)
+        } else {
+            reqwest::redirect::Policy::none()
+        };
+        let mut client = reqwest::Client::builder()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.fetch_timeout)
+            .redirect(redirects)
+            .https_only(!(self.allow_http || is_loopback(&url)))
+            .user_agent(concat!("tower-jwt-plan/", env!("CARGO_PKG_VERSION")));
+        for cert in self.roots {
+            client = client.add_root_certificate(cert);
+        }
+        let client = client
+            .build()
+            .map_err(|e| ConfigError::HttpClient(Box::new(e)))?;
+        Ok(Shared {
+            url,
+            client,
+            refresh_interval: self.refresh_interval,
+            min_refetch_interval: self.min_refetch_interval,
+            fetch_timeout: self.fetch_timeout,
+            max_body_bytes: self.max_body_bytes,
+            keys: ArcSwapOption::empty(),
+            finished: watch::Sender::new(0),
+            wake: Notify::new(),
+            schedule: Mutex::new(Schedule {
+                in_flight: true,
+                last_start: Some(Instant::now()),
+            }),
+            fetches: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// Build the cache and spawn its worker on the current Tokio runtime.
+    ///
+    /// Fails with [`ConfigError::NoRuntime`] outside a runtime; use
+    /// [`build_with_worker`](Self::build_with_worker) to spawn it yourself.
+    pub fn build(self) -> Result<JwksCache, ConfigError> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+        let (cache, worker) = self.build_with_worker()?;
+        runtime.spawn(worker.run());
+        Ok(cache)
+    }
+
+    /// Build the cache and return its worker, which must be spawned (or awaited) for any key
+    /// to be fetched. It ends when the last clone of the cache is dropped.
+    pub fn build_with_worker(self) -> Result<(JwksCache, JwksWorker), ConfigError> {
+        let shared = Arc::new(self.into_shared()?);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let cache = JwksCache {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+                _stop: stop_tx,
+            }),
+        };
+        Ok((
+            cache,
+            JwksWorker {
+                shared,
+                stop: stop_rx,
+            },
+        ))
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// The background task of a [`JwksCache`]: fetches at start, on schedule and on demand.
+#[must_use = "the worker does nothing unless spawned"]
+pub struct JwksWorker {
+    shared: Arc<Shared>,
+    stop: oneshot::Receiver<()>,
+}
+
+impl fmt::Debug for JwksWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwksWorker")
+            .field("url", &self.shared.url.as_str())
+            .finish()
+    }
+}
+
+/// Why one fetch failed (logged; the cache keeps its last good set).
+#[derive(Debug, thiserror::Error)]
+enum FetchError {
+    #[error("request failed")]
+    Transport(#[source] reqwest::Error),
+    #[error("HTTP status {0}")]
+    Status(reqwest::StatusCode),
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("body is not JSON")]
+    NotJson(#[source] serde_json::Error),
+    #[error("not a JWKS: {0}")]
+    NotJwks(&'static str),
+    #[error("no usable key ({0} skipped)")]
+    NoUsableKeys(usize),
+}
+
+impl JwksWorker {
+    /// Run until the last cache handle is dropped.
+    pub async fn run(self) {
+        let JwksWorker { shared, mut stop } = self;
+        let mut failures: u32 = 0;
+        let jitter = RandomState::new();
+        loop {
+            {
+                let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
+                schedule.in_flight = true;
+                schedule.last_start = Some(Instant::now());
+            }
+            shared.fetches.fetch_add(1, Ordering::Relaxed);
+            let outcome = tokio::select! {
+                _ = &mut stop => return,
+                outcome = shared.fetch() => outcome,
+            };
+            let delay = match outcome {
+                Ok((keys, skipped)) => {
+                    failures = 0;
+                    tracing::debug!(target: "tower_jwt_plan::jwks", url = %shared.url, keys, skipped, "JWKS fetched");
+                    let spread = shared.refresh_interval.as_millis() as u64 / 5;
+                    let offset = jitter.hash_one(Instant::now()) % spread.max(1);
+                    (shared.refresh_interval - Duration::from_millis(spread / 2))
+                        + Duration::from_millis(offset)
+                }
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    shared.failures.fetch_add(1, Ordering::Relaxed);
+                    let chain = error_chain(&err);
+                    tracing::warn!(target: "tower_jwt_plan::jwks", url = %shared.url, error = %chain, held = shared.keys.load().is_some(), "JWKS fetch failed; keeping the last good keys");
+                    // Back off 1 s, 2 s, 4 s ... up to the refresh interval.
+                    let backoff = Duration::from_secs(1u64 << failures.min(16).saturating_sub(1));
+                    backoff.min(shared.refresh_interval)
+                }
+            };
+            {
+                let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
+                schedule.in_flight = false;
+            }
+            shared.finished.send_modify(|n| *n += 1);
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tokio::time::sleep(delay) => {}
+                _ = shared.wake.notified() => {}
+            }
+        }
+    }
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Shared {
+    async fn fetch(&self) -> Result<(usize, usize), FetchError> {
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header(
+                http::header::ACCEPT,
+                "application/jwk-set+json, application/json",
+            )
+            .send()
+            .await
+            .map_err(FetchError::Transport)?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status(response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|len| len > self.max_body_bytes as u64)
+        {
+            return Err(FetchError::TooLarge(self.max_body_bytes));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(FetchError::TooLarge(self.max_body_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let doc: serde_json::Value = serde_json::from_slice(&body).map_err(FetchError::NotJson)?;
+        let (set, skipped) = parse_jwks(&doc, true).map_err(FetchError::NotJwks)?;
+        if set.is_empty() {
+            return Err(FetchError::NoUsableKeys(skipped));
+        }
+        let keys = set.len();
+        self.keys.store(Some(Arc::new(set)));
+        Ok((keys, skipped))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_rules() {
+        let err = |u: &str| JwksCache::builder(u).build_with_worker().err();
+        assert!(matches!(
+            err("http://idp.example/jwks"),
+            Some(ConfigError::InvalidJwksUrl { .. })
+        ));
+        assert!(matches!(
+            err("ftp://idp.example/jwks"),
+            Some(ConfigError::InvalidJwksUrl { .. })
+        ));
+        assert!(matches!(
+            err("not a url"),
+            Some(ConfigError::InvalidJwksUrl { .. })
+        ));
+        assert!(err("http://127.0.0.1:1/jwks").is_none());
+        assert!(err("https://idp.example/jwks").is_none());
+        assert!(
+            JwksCache::builder("http://idp.example/jwks")
+                .danger_allow_http()
+                .build_with_worker()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn build_outside_runtime_is_an_error_not_a_panic() {
+        let err = JwksCache::builder("https://idp.example/jwks")
+            .build()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::NoRuntime));
+    }
+}

@@ -1,0 +1,341 @@
+//! [`JwtPlan`], the service the layer wraps around yours, and the one place that knows the
+//! order of the checks:
+//!
+//! 1. extract the token (missing: 401 `JWT_MISSING_TOKEN`);
+//! 2. parse it strictly (header, claims and their types), before any key is touched;
+//! 3. for each servable JWT plan in order, skipping plans whose issuers exclude the token:
+//!    verify the signature with the plan's keys, then its claims, scopes and client id;
+//! 4. only then ask the [`SubscriptionResolver`] for (api, plan, client id), and accept the
+//!    answer only if the subscription is accepted and within its dates;
+//! 5. the first plan that passes wins: its context goes into the request extensions, claim
+//!    headers are set, and the inner service is called.
+//!
+//! If no plan passes, the most telling refusal is answered: an outage (store or keys) outranks
+//! "no subscription", which outranks "invalid token".
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderValue, Request, Response};
+use serde_json::{Map, Value};
+use tower_service::Service;
+
+use crate::context::{PlanContext, VerifiedClaims};
+use crate::error::{AuthError, AuthErrorKind, InvalidReason};
+use crate::future::ResponseFuture;
+use crate::jwks::KeyWait;
+use crate::layer::Shared;
+use crate::plan::{PlanSet, ServedPlan};
+use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
+use crate::verify::{SignatureCheck, parse_jws};
+
+/// The service produced by [`JwtPlanLayer`](crate::JwtPlanLayer).
+pub struct JwtPlan<S, R> {
+    inner: S,
+    shared: Arc<Shared<R>>,
+}
+
+impl<S, R> JwtPlan<S, R> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<R>>) -> Self {
+        Self { inner, shared }
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwrap the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Clone, R> Clone for JwtPlan<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: std::fmt::Debug, R> std::fmt::Debug for JwtPlan<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtPlan")
+            .field("inner", &self.inner)
+            .field("api_id", &self.shared.api_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for JwtPlan<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone,
+    R: SubscriptionResolver,
+{
+    type Response = Response<crate::response::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, R, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
+        // The ready service goes into the future; the clone left behind starts unready.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let (parts, body) = req.into_parts();
+        let mut check = Check::new(self.shared.clone());
+        match check.advance(&parts) {
+            Step::Refuse(err) => ResponseFuture::refused(check.refuse(err, &parts)),
+            step => ResponseFuture::checking(check, step, inner, parts, body),
+        }
+    }
+}
+
+/// What the check needs next.
+pub(crate) enum Step<F> {
+    Resolve(F),
+    WaitKeys(KeyWait),
+    Refuse(AuthError),
+    Pass,
+}
+
+/// The decision for one request, plan by plan. Owns no borrowed data: the token is re-read
+/// from the request parts whenever verification resumes after a wait.
+pub(crate) struct Check<R> {
+    shared: Arc<Shared<R>>,
+    plans: Arc<PlanSet>,
+    now: SystemTime,
+    next: usize,
+    waited_for: Option<usize>,
+    best: Option<AuthError>,
+    pending: Option<Pending>,
+    granted: Option<Granted>,
+}
+
+/// A plan whose checks passed, waiting on the subscription store.
+struct Pending {
+    plan: usize,
+    query: SubscriptionQuery,
+    claims: Arc<Map<String, Value>>,
+    user: Option<String>,
+}
+
+pub(crate) struct Granted {
+    plan: usize,
+    claims: Arc<Map<String, Value>>,
+    context: PlanContext,
+}
+
+impl<R: SubscriptionResolver> Check<R> {
+    fn new(shared: Arc<Shared<R>>) -> Self {
+        let plans = shared.plans.load_full();
+        let now = (shared.clock)();
+        Self {
+            shared,
+            plans,
+            now,
+            next: 0,
+            waited_for: None,
+            best: None,
+            pending: None,
+            granted: None,
+        }
+    }
+
+    fn note(&mut self, err: AuthError) {
+        if self
+            .best
+            .as_ref()
+            .is_none_or(|best| err.kind().rank() > best.kind().rank())
+        {
+            self.best = Some(err);
+        }
+    }
+
+    /// Run the synchronous checks up to the next wait (keys or store) or a verdict.
+    pub(crate) fn advance(&mut self, parts: &Parts) -> Step<R::Future> {
+        let token = match self
+            .shared
+            .tokens
+            .extract(&parts.headers, parts.uri.query())
+        {
+            Ok(token) => token,
+            Err(err) => return Step::Refuse(err),
+        };
+        let mut jws = match parse_jws(&token) {
+            Ok(jws) => jws,
+            Err(err) => return Step::Refuse(err),
+        };
+        let claims = match jws.claims() {
+            Ok(claims) => claims,
+            Err(err) => return Step::Refuse(err),
+        };
+        while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
+            self.next = index + 1;
+            let plan = &self.plans.served[index];
+            let may_wait = self.waited_for != Some(index);
+            match plan
+                .settings
+                .keys
+                .check(&jws, plan.rules.algorithms, may_wait)
+            {
+                SignatureCheck::Valid => {}
+                SignatureCheck::Wait(wait) => {
+                    self.next = index;
+                    self.waited_for = Some(index);
+                    return Step::WaitKeys(wait);
+                }
+                SignatureCheck::Invalid(err) => {
+                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, alg = jws.alg_name(), error = %err, "plan refused token");
+                    self.note(err);
+                    continue;
+                }
+            }
+            let verdict = plan
+                .rules
+                .check(&jws, &claims, self.now)
+                .and_then(|()| plan.rules.check_scopes(&claims))
+                .and_then(|()| plan.rules.client_id(&claims));
+            let client_id = match verdict {
+                Ok(client_id) => client_id.to_owned(),
+                Err(err) => {
+                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
+                    self.note(err);
+                    continue;
+                }
+            };
+            let query = SubscriptionQuery {
+                api: self.shared.api_id.clone(),
+                plan: plan.id.clone(),
+                client_id,
+            };
+            let user = claims
+                .get(&plan.settings.user_claim)
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let future = self.shared.resolver.resolve(query.clone());
+            self.pending = Some(Pending {
+                plan: index,
+                query,
+                claims: claims.clone(),
+                user,
+            });
+            return Step::Resolve(future);
+        }
+        Step::Refuse(
+            self.best
+                .take()
+                .unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)),
+        )
+    }
+
+    /// Take the store's answer for the pending plan; go on with the next plan if it is no.
+    pub(crate) fn resolved(
+        &mut self,
+        answer: Result<Option<Subscription>, ResolveError>,
+        parts: &Parts,
+    ) -> Step<R::Future> {
+        let Some(pending) = self.pending.take() else {
+            return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
+        };
+        let plan = &self.plans.served[pending.plan];
+        match answer {
+            Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
+                let context = PlanContext::new(
+                    self.shared.api_id.clone(),
+                    plan.id.clone(),
+                    plan.name.clone(),
+                    sub.application,
+                    sub.id,
+                    pending.query.client_id,
+                    pending.user,
+                );
+                self.granted = Some(Granted {
+                    plan: pending.plan,
+                    claims: pending.claims,
+                    context,
+                });
+                return Step::Pass;
+            }
+            Ok(_) => {
+                tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, "no usable subscription");
+                self.note(AuthError::new(AuthErrorKind::PlanUnresolvable));
+            }
+            Err(err) => {
+                tracing::warn!(target: "tower_jwt_plan", plan = %plan.id, error = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string), "subscription store failed");
+                self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
+            }
+        }
+        self.advance(parts)
+    }
+
+    /// The store did not answer in time.
+    pub(crate) fn resolver_timed_out(&mut self, parts: &Parts) -> Step<R::Future> {
+        let err = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "subscription lookup timed out",
+        );
+        self.resolved(Err(ResolveError::new(err)), parts)
+    }
+
+    pub(crate) fn resolver_timeout(&self) -> std::time::Duration {
+        self.shared.resolver_timeout
+    }
+
+    /// Put the context into the request and fix up its headers for the inner service.
+    pub(crate) fn grant(&mut self, parts: &mut Parts) {
+        let Some(granted) = self.granted.take() else {
+            return;
+        };
+        let plan: &ServedPlan = &self.plans.served[granted.plan];
+        for name in &self.plans.owned_headers {
+            parts.headers.remove(name);
+        }
+        for (claim, header) in &plan.claims_to_headers {
+            let text = match granted.claims.get(claim) {
+                Some(Value::String(s)) => s.clone(),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                _ => continue,
+            };
+            match HeaderValue::from_str(&text) {
+                Ok(value) => {
+                    parts.headers.insert(header.clone(), value);
+                }
+                Err(_) => {
+                    tracing::debug!(target: "tower_jwt_plan", %claim, "claim value cannot be a header value; header not set");
+                }
+            }
+        }
+        if !plan.settings.propagate_auth_header {
+            parts.headers.remove(AUTHORIZATION);
+        }
+        if plan.settings.extract_claims {
+            parts
+                .extensions
+                .insert(VerifiedClaims::from_arc(granted.claims));
+        }
+        tracing::debug!(target: "tower_jwt_plan", plan = %plan.id, client_id = granted.context.client_id(), "request authorized");
+        parts.extensions.insert(granted.context);
+    }
+
+    /// Render a refusal, with the error in the response extensions for outer layers.
+    pub(crate) fn refuse(&self, err: AuthError, parts: &Parts) -> Response<Bytes> {
+        tracing::debug!(target: "tower_jwt_plan::reject", code = err.code(), reason = ?err.reason(), "request refused");
+        let mut response = self.shared.render.render(&err, parts);
+        response.extensions_mut().insert(err);
+        response
+    }
+}

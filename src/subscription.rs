@@ -1,0 +1,397 @@
+//! Subscriptions: the [`SubscriptionResolver`] trait that users implement against their own
+//! store, the [`Subscription`] it returns, and [`InMemoryResolver`].
+//!
+//! The layer asks the resolver only about tokens whose signature and claims already verified,
+//! so a forged token never reaches the store. It then decides itself whether the answer is
+//! usable: the subscription must be for the queried plan and client, `accepted`, and the
+//! request time strictly inside `(starting_at, ending_at)`. A resolver error is answered with
+//! 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`, never with a pass.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use arc_swap::ArcSwap;
+
+use crate::error::BoxError;
+
+/// The lifecycle of a subscription. Only [`Accepted`](Self::Accepted) lets traffic through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SubscriptionStatus {
+    /// Requested, waiting for approval.
+    Pending,
+    /// Approved: serves traffic within its dates.
+    Accepted,
+    /// Suspended by the publisher.
+    Paused,
+    /// Refused by the publisher.
+    Rejected,
+    /// Ended.
+    Closed,
+}
+
+impl SubscriptionStatus {
+    /// The lower-case name used in config files (`accepted`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Accepted => "accepted",
+            Self::Paused => "paused",
+            Self::Rejected => "rejected",
+            Self::Closed => "closed",
+        }
+    }
+}
+
+/// An application's subscription to one plan of one API.
+///
+/// ```
+/// use tower_jwt_plan::{Subscription, SubscriptionStatus};
+///
+/// let sub = Subscription::new("sub-1", "api", "gold", "app-1", "my-client", SubscriptionStatus::Accepted);
+/// assert!(sub.starting_at.is_none());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Subscription {
+    /// The subscription's id.
+    pub id: String,
+    /// The API it belongs to.
+    pub api: String,
+    /// The plan it is for.
+    pub plan: String,
+    /// The application holding it.
+    pub application: String,
+    /// The application's OAuth client id, as found in tokens.
+    pub client_id: String,
+    /// Its status.
+    pub status: SubscriptionStatus,
+    /// It serves only strictly after this instant, when set.
+    pub starting_at: Option<SystemTime>,
+    /// It serves only strictly before this instant, when set.
+    pub ending_at: Option<SystemTime>,
+}
+
+impl Subscription {
+    /// A subscription with no dates.
+    pub fn new(
+        id: impl Into<String>,
+        api: impl Into<String>,
+        plan: impl Into<String>,
+        application: impl Into<String>,
+        client_id: impl Into<String>,
+        status: SubscriptionStatus,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            api: api.into(),
+            plan: plan.into(),
+            application: application.into(),
+            client_id: client_id.into(),
+            status,
+            starting_at: None,
+            ending_at: None,
+        }
+    }
+
+    /// Set the start date.
+    #[must_use]
+    pub fn starting_at(mut self, at: SystemTime) -> Self {
+        self.starting_at = Some(at);
+        self
+    }
+
+    /// Set the end date.
+    #[must_use]
+    pub fn ending_at(mut self, at: SystemTime) -> Self {
+        self.ending_at = Some(at);
+        self
+    }
+
+    /// Whether this subscription lets `query` through at `now`. Both dates are exclusive,
+    /// as in Gravitee.
+    pub fn serves(&self, query: &SubscriptionQuery, now: SystemTime) -> bool {
+        self.status == SubscriptionStatus::Accepted
+            && self.api == *query.api
+            && self.plan == *query.plan
+            && self.client_id == query.client_id
+            && self.starting_at.is_none_or(|start| start < now)
+            && self.ending_at.is_none_or(|end| now < end)
+    }
+}
+
+/// What the layer asks the store: the subscription of `client_id` to `plan` of `api`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionQuery {
+    /// The API id.
+    pub api: Arc<str>,
+    /// The plan id.
+    pub plan: Arc<str>,
+    /// The client id from the verified token.
+    pub client_id: String,
+}
+
+/// The store could not answer. The layer answers 503 `GATEWAY_PLAN_RESOLUTION_FAILURE` and keeps
+/// this error as the rejection's `source()`.
+#[derive(Debug, thiserror::Error)]
+#[error("subscription store failed")]
+pub struct ResolveError(#[source] BoxError);
+
+impl ResolveError {
+    /// Wrap the store's own error.
+    pub fn new(cause: impl Into<BoxError>) -> Self {
+        Self(cause.into())
+    }
+}
+
+/// Looks up subscriptions in the user's store.
+///
+/// Implement it for your store, or pass a closure `Fn(SubscriptionQuery) -> Future`. The future
+/// is an associated type, so an implementation that answers from memory never boxes. It works
+/// behind `Arc`, and [`BoxResolver`] erases the type for `dyn` use.
+///
+/// Return `Ok(None)` when there is no subscription; the layer checks status and dates itself,
+/// so returning a paused or expired subscription is fine.
+///
+/// ```
+/// use std::future::{ready, Ready};
+/// use tower_jwt_plan::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver, SubscriptionStatus};
+///
+/// struct EveryoneGold;
+///
+/// impl SubscriptionResolver for EveryoneGold {
+///     type Future = Ready<Result<Option<Subscription>, ResolveError>>;
+///
+///     fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
+///         let sub = (&*q.plan == "gold").then(|| {
+///             Subscription::new("s", &*q.api, &*q.plan, "app", q.client_id.clone(), SubscriptionStatus::Accepted)
+///         });
+///         ready(Ok(sub))
+///     }
+/// }
+///
+/// // A closure works too:
+/// let by_closure = |q: SubscriptionQuery| async move { Ok::<_, ResolveError>(None) };
+/// # fn is_resolver<R: SubscriptionResolver>(_: &R) {}
+/// # is_resolver(&EveryoneGold);
+/// # is_resolver(&by_closure);
+/// ```
+pub trait SubscriptionResolver: Send + Sync + 'static {
+    /// The lookup in flight.
+    type Future: Future<Output = Result<Option<Subscription>, ResolveError>> + Send + 'static;
+
+    /// Look up one subscription.
+    fn resolve(&self, query: SubscriptionQuery) -> Self::Future;
+}
+
+impl<F, Fut> SubscriptionResolver for F
+where
+    F: Fn(SubscriptionQuery) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Option<Subscription>, ResolveError>> + Send + 'static,
+{
+    type Future = Fut;
+
+    fn resolve(&self, query: SubscriptionQuery) -> Fut {
+        self(query)
+    }
+}
+
+impl<R: SubscriptionResolver + ?Sized> SubscriptionResolver for Arc<R> {
+    type Future = R::Future;
+
+    fn resolve(&self, query: SubscriptionQuery) -> R::Future {
+        (**self).resolve(query)
+    }
+}
+
+/// A boxed resolver future.
+pub type BoxResolveFuture =
+    Pin<Box<dyn Future<Output = Result<Option<Subscription>, ResolveError>> + Send + 'static>>;
+
+/// A type-erased resolver, for choosing the store at run time.
+///
+/// ```
+/// use tower_jwt_plan::{BoxResolver, InMemoryResolver};
+/// let resolver = BoxResolver::new(InMemoryResolver::default());
+/// let shared = resolver.clone();
+/// ```
+#[derive(Clone)]
+pub struct BoxResolver(Arc<dyn SubscriptionResolver<Future = BoxResolveFuture>>);
+
+struct Boxing<R>(R);
+
+impl<R: SubscriptionResolver> SubscriptionResolver for Boxing<R> {
+    type Future = BoxResolveFuture;
+
+    fn resolve(&self, query: SubscriptionQuery) -> BoxResolveFuture {
+        Box::pin(self.0.resolve(query))
+    }
+}
+
+impl BoxResolver {
+    /// Erase a resolver's type.
+    pub fn new<R: SubscriptionResolver>(resolver: R) -> Self {
+        Self(Arc::new(Boxing(resolver)))
+    }
+}
+
+impl SubscriptionResolver for BoxResolver {
+    type Future = BoxResolveFuture;
+
+    fn resolve(&self, query: SubscriptionQuery) -> BoxResolveFuture {
+        self.0.resolve(query)
+    }
+}
+
+impl fmt::Debug for BoxResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxResolver").finish_non_exhaustive()
+    }
+}
+
+type Index = HashMap<(String, String, String), Subscription>;
+
+/// Subscriptions held in memory, replaceable atomically while serving.
+///
+/// Clones share the same store. Lookups read a snapshot without taking a lock.
+///
+/// ```
+/// use tower_jwt_plan::{InMemoryResolver, Subscription, SubscriptionStatus};
+///
+/// let store = InMemoryResolver::default();
+/// store.insert(Subscription::new("sub-1", "echo", "gold", "app-1", "my-client", SubscriptionStatus::Accepted));
+/// assert_eq!(store.len(), 1);
+/// store.replace_all(Vec::new());
+/// assert_eq!(store.len(), 0);
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryResolver {
+    index: Arc<ArcSwap<Index>>,
+}
+
+impl InMemoryResolver {
+    /// A store holding these subscriptions. A later entry for the same (api, plan, client)
+    /// replaces an earlier one.
+    pub fn new(subscriptions: impl IntoIterator<Item = Subscription>) -> Self {
+        let store = Self::default();
+        store.replace_all(subscriptions);
+        store
+    }
+
+    /// Swap the whole content at once: readers see either the old set or the new one.
+    pub fn replace_all(&self, subscriptions: impl IntoIterator<Item = Subscription>) {
+        let index: Index = subscriptions
+            .into_iter()
+            .map(|s| ((s.api.clone(), s.plan.clone(), s.client_id.clone()), s))
+            .collect();
+        self.index.store(Arc::new(index));
+    }
+
+    /// Add or replace one subscription (copy-on-write: meant for setup and tests, not hot paths).
+    pub fn insert(&self, subscription: Subscription) {
+        self.index.rcu(|index| {
+            let mut index = Index::clone(index);
+            let key = (
+                subscription.api.clone(),
+                subscription.plan.clone(),
+                subscription.client_id.clone(),
+            );
+            index.insert(key, subscription.clone());
+            index
+        });
+    }
+
+    /// How many subscriptions are held.
+    pub fn len(&self) -> usize {
+        self.index.load().len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Debug for InMemoryResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InMemoryResolver")
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl SubscriptionResolver for InMemoryResolver {
+    type Future = Ready<Result<Option<Subscription>, ResolveError>>;
+
+    fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
+        let index = self.index.load();
+        // The tuple key needs owned strings; a lookup allocates three small strings at most.
+        let key = (
+            query.api.to_string(),
+            query.plan.to_string(),
+            query.client_id,
+        );
+        ready(Ok(index.get(&key).cloned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn query() -> SubscriptionQuery {
+        SubscriptionQuery {
+            api: "api".into(),
+            plan: "gold".into(),
+            client_id: "c".into(),
+        }
+    }
+
+    #[test]
+    fn serves_only_accepted_within_exclusive_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let sub = Subscription::new("s", "api", "gold", "app", "c", SubscriptionStatus::Accepted);
+        assert!(sub.serves(&query(), now));
+        assert!(!sub.clone().starting_at(now).serves(&query(), now));
+        assert!(!sub.clone().ending_at(now).serves(&query(), now));
+        assert!(
+            sub.clone()
+                .starting_at(now - Duration::from_secs(1))
+                .serves(&query(), now)
+        );
+        for status in [
+            SubscriptionStatus::Pending,
+            SubscriptionStatus::Paused,
+            SubscriptionStatus::Rejected,
+            SubscriptionStatus::Closed,
+        ] {
+            let mut s = sub.clone();
+            s.status = status;
+            assert!(!s.serves(&query(), now), "{status:?}");
+        }
+        let mut other_plan = sub.clone();
+        other_plan.plan = "silver".into();
+        assert!(!other_plan.serves(&query(), now));
+    }
+
+    #[tokio::test]
+    async fn in_memory_lookup_and_replace() {
+        let store = InMemoryResolver::new([Subscription::new(
+            "s",
+            "api",
+            "gold",
+            "app",
+            "c",
+            SubscriptionStatus::Accepted,
+        )]);
+        assert_eq!(store.resolve(query()).await.unwrap().unwrap().id, "s");
+        let boxed = BoxResolver::new(store.clone());
+        store.replace_all([]);
+        assert!(boxed.resolve(query()).await.unwrap().is_none());
+    }
+}

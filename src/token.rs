@@ -1,0 +1,298 @@
+//! Finding the bearer token in a request: the `Authorization` header (RFC 6750 §2.1), and, only
+//! when explicitly enabled, a query parameter or a cookie.
+//!
+//! The rules are strict on purpose. The scheme is matched case-insensitively, then exactly one
+//! space, then a `token68`; anything else after `Bearer` (tabs, two spaces, trailing spaces) is
+//! a malformed token, not "no token". Another scheme (`Basic ...`) counts as no bearer token.
+//! More than one token anywhere in the request is refused, so two parties can never disagree
+//! about which token authorised a request. The token is borrowed from the request, never copied.
+
+use std::borrow::Cow;
+
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, COOKIE};
+
+use crate::error::{AuthError, AuthErrorKind, InvalidReason};
+
+/// Default cap on a token's length, in bytes.
+pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// Where the layer looks for the token, and how large it may be.
+///
+/// The default reads only the `Authorization: Bearer` header and caps the token at
+/// [`DEFAULT_MAX_TOKEN_BYTES`].
+///
+/// ```
+/// use tower_jwt_plan::TokenSource;
+///
+/// let source = TokenSource::default().with_query_param("access_token").with_max_bytes(4096);
+/// assert_eq!(source.max_bytes(), 4096);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSource {
+    query_param: Option<String>,
+    cookie: Option<String>,
+    max_bytes: usize,
+}
+
+impl Default for TokenSource {
+    fn default() -> Self {
+        Self {
+            query_param: None,
+            cookie: None,
+            max_bytes: DEFAULT_MAX_TOKEN_BYTES,
+        }
+    }
+}
+
+impl TokenSource {
+    /// Also accept the token in this query parameter. Off by default: URLs end up in logs and
+    /// `Referer` headers (RFC 6750 §2.3).
+    #[must_use]
+    pub fn with_query_param(mut self, name: impl Into<String>) -> Self {
+        self.query_param = Some(name.into());
+        self
+    }
+
+    /// Also accept the token in this cookie. Off by default.
+    #[must_use]
+    pub fn with_cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Cap on the token's length in bytes. Default: [`DEFAULT_MAX_TOKEN_BYTES`].
+    #[must_use]
+    pub fn with_max_bytes(mut self, max: usize) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// The configured cap.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+
+    /// The query parameter, when enabled.
+    pub fn query_param(&self) -> Option<&str> {
+        self.query_param.as_deref()
+    }
+
+    /// Find the single token in a request.
+    ///
+    /// Returns `MissingToken` when there is none, `InvalidToken` when it is malformed, too
+    /// large, or when there is more than one.
+    ///
+    /// ```
+    /// use http::Request;
+    /// use tower_jwt_plan::{AuthErrorKind, TokenSource};
+    ///
+    /// let req = Request::builder().header("authorization", "bearer abc.def.ghi").body(()).unwrap();
+    /// let (parts, _) = req.into_parts();
+    /// assert_eq!(TokenSource::default().extract(&parts.headers, parts.uri.query()).unwrap(), "abc.def.ghi");
+    ///
+    /// let req = Request::builder().header("authorization", "Basic dXNlcjpwYXNz").body(()).unwrap();
+    /// let (parts, _) = req.into_parts();
+    /// let err = TokenSource::default().extract(&parts.headers, None).unwrap_err();
+    /// assert_eq!(err.kind(), AuthErrorKind::MissingToken);
+    /// ```
+    pub fn extract<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+    ) -> Result<Cow<'a, str>, AuthError> {
+        let mut found: Option<Cow<'a, str>> = None;
+        let mut push = |token: Cow<'a, str>| -> Result<(), AuthError> {
+            if found.is_some() {
+                return Err(AuthError::invalid(InvalidReason::MultipleTokens));
+            }
+            found = Some(token);
+            Ok(())
+        };
+
+        for value in headers.get_all(AUTHORIZATION) {
+            if let Some(token) = bearer(value.as_bytes())? {
+                push(Cow::Borrowed(token))?;
+            }
+        }
+        if let (Some(name), Some(query)) = (self.query_param.as_deref(), query) {
+            for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                if key == name {
+                    push(percent_decode(value)?)?;
+                }
+            }
+        }
+        if let Some(name) = self.cookie.as_deref() {
+            for value in headers.get_all(COOKIE) {
+                let Ok(value) = value.to_str() else { continue };
+                for pair in value.split(';') {
+                    if let Some((key, token)) = pair.trim().split_once('=')
+                        && key == name
+                    {
+                        push(Cow::Borrowed(token))?;
+                    }
+                }
+            }
+        }
+
+        let token = found.ok_or_else(|| AuthError::new(AuthErrorKind::MissingToken))?;
+        if token.len() > self.max_bytes {
+            return Err(AuthError::invalid(InvalidReason::TooLarge));
+        }
+        if token.is_empty() || !token.bytes().all(is_token68) {
+            return Err(AuthError::invalid(InvalidReason::Malformed));
+        }
+        Ok(token)
+    }
+}
+
+/// `Some(token)` for a bearer credential, `None` for another scheme.
+fn bearer(value: &[u8]) -> Result<Option<&str>, AuthError> {
+    const SCHEME: &[u8] = b"bearer";
+    if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
+        return Ok(None);
+    }
+    match value.get(SCHEME.len()) {
+        // "Bearer" alone: the scheme was meant, the token is empty.
+        None => Err(AuthError::invalid(InvalidReason::Malformed)),
+        Some(b' ') => {
+            let rest = &value[SCHEME.len() + 1..];
+            // Header values are visible ASCII here, so this only fails on obs-text.
+            std::str::from_utf8(rest)
+                .map(Some)
+                .map_err(|_| AuthError::invalid(InvalidReason::Malformed))
+        }
+        Some(c) if c.is_ascii_whitespace() => Err(AuthError::invalid(InvalidReason::Malformed)),
+        // "BearerX": some other scheme.
+        Some(_) => Ok(None),
+    }
+}
+
+/// RFC 7235 `token68` characters. A JWS only ever uses the base64url subset and dots; the
+/// verifier rejects the rest, but the extractor already refuses whitespace and controls.
+fn is_token68(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+}
+
+fn percent_decode(value: &str) -> Result<Cow<'_, str>, AuthError> {
+    percent_encoding::percent_decode_str(value)
+        .decode_utf8()
+        .map_err(|_| AuthError::invalid(InvalidReason::Malformed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    fn extract(values: &[&str]) -> Result<String, AuthError> {
+        TokenSource::default()
+            .extract(&headers(values), None)
+            .map(Cow::into_owned)
+    }
+
+    fn reason(r: Result<String, AuthError>) -> Option<InvalidReason> {
+        r.unwrap_err().reason()
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+            assert_eq!(extract(&[&format!("{scheme} a.b.c")]).unwrap(), "a.b.c");
+        }
+    }
+
+    #[test]
+    fn other_schemes_and_no_header_are_missing() {
+        for v in [
+            &["Basic dXNlcjpwYXNz"][..],
+            &[],
+            &["BearerX a.b.c"],
+            &["Token a.b.c"],
+        ] {
+            assert_eq!(
+                extract(v).unwrap_err().kind(),
+                AuthErrorKind::MissingToken,
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sloppy_bearer_syntax_is_malformed() {
+        for v in [
+            "Bearer",
+            "Bearer ",
+            "Bearer  a.b.c",
+            "Bearer\ta.b.c",
+            "Bearer a.b.c ",
+            "Bearer a b",
+        ] {
+            assert_eq!(
+                reason(extract(&[v])),
+                Some(InvalidReason::Malformed),
+                "{v:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn two_tokens_are_refused_even_if_equal() {
+        assert_eq!(
+            reason(extract(&["Bearer a.b.c", "Bearer a.b.c"])),
+            Some(InvalidReason::MultipleTokens)
+        );
+        let src = TokenSource::default().with_query_param("access_token");
+        let err = src
+            .extract(&headers(&["Bearer a.b.c"]), Some("x=1&access_token=a.b.c"))
+            .unwrap_err();
+        assert_eq!(err.reason(), Some(InvalidReason::MultipleTokens));
+    }
+
+    #[test]
+    fn query_and_cookie_only_when_enabled() {
+        let empty = HeaderMap::new();
+        let err = TokenSource::default()
+            .extract(&empty, Some("access_token=a.b.c"))
+            .unwrap_err();
+        assert_eq!(err.kind(), AuthErrorKind::MissingToken);
+        let src = TokenSource::default().with_query_param("access_token");
+        assert_eq!(
+            src.extract(&empty, Some("access_token=a.b.c")).unwrap(),
+            "a.b.c"
+        );
+
+        let mut cookies = HeaderMap::new();
+        cookies.insert(COOKIE, HeaderValue::from_static("theme=dark; jwt=a.b.c"));
+        assert_eq!(
+            TokenSource::default()
+                .extract(&cookies, None)
+                .unwrap_err()
+                .kind(),
+            AuthErrorKind::MissingToken
+        );
+        assert_eq!(
+            TokenSource::default()
+                .with_cookie("jwt")
+                .extract(&cookies, None)
+                .unwrap(),
+            "a.b.c"
+        );
+    }
+
+    #[test]
+    fn size_cap_applies() {
+        let long = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES + 1));
+        assert_eq!(reason(extract(&[&long])), Some(InvalidReason::TooLarge));
+        let fits = format!("Bearer {}", "a".repeat(DEFAULT_MAX_TOKEN_BYTES));
+        assert!(extract(&[&fits]).is_ok());
+    }
+}

@@ -1,0 +1,752 @@
+//! The layer end to end: a real JWKS server on 127.0.0.1, real tokens signed at test time, the
+//! real layer in front of an echo service. Covers every row of the response table, plan and
+//! subscription lifecycles, several plans, key rotation and IdP failure.
+
+mod common;
+
+use std::future::ready;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::json;
+use tower_jwt_plan::*;
+
+/// A store that counts lookups, so tests can prove a forged token never reached it.
+#[derive(Clone, Default)]
+struct CountingStore {
+    store: InMemoryResolver,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl SubscriptionResolver for CountingStore {
+    type Future = <InMemoryResolver as SubscriptionResolver>::Future;
+    fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.store.resolve(q)
+    }
+}
+
+impl CountingStore {
+    fn with(subs: impl IntoIterator<Item = Subscription>) -> Self {
+        Self {
+            store: InMemoryResolver::new(subs),
+            lookups: Arc::default(),
+        }
+    }
+    fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+fn accepted(plan: &str, client: &str) -> Subscription {
+    Subscription::new(
+        format!("sub-{plan}-{client}"),
+        "echo",
+        plan,
+        "app-1",
+        client,
+        SubscriptionStatus::Accepted,
+    )
+}
+
+/// The caches here allow one on-demand fetch per 200 ms, counted from the last fetch.
+async fn past_refetch_window() {
+    tokio::time::sleep(Duration::from_millis(250)).await;
+}
+
+async fn jwks_cache(server: &JwksServer) -> JwksCache {
+    let cache = JwksCache::builder(server.url())
+        .min_refetch_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(
+        cache.wait_ready(Duration::from_secs(5)).await,
+        "JWKS never loaded"
+    );
+    cache
+}
+
+fn gold(cache: &JwksCache) -> JwtSettings {
+    JwtSettings::new(KeySource::jwks(cache.clone()))
+        .algorithms([Algorithm::RS256])
+        .issuer(ISS)
+        .audience(AUD)
+}
+
+fn layer(plans: Vec<Plan>, store: &CountingStore) -> JwtPlanLayer<CountingStore> {
+    JwtPlanLayer::builder("echo")
+        .plans(plans)
+        .resolver(store.clone())
+        .build()
+        .unwrap()
+}
+
+async fn setup() -> (
+    JwksServer,
+    JwksCache,
+    CountingStore,
+    JwtPlanLayer<CountingStore>,
+) {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let layer = layer(vec![Plan::jwt("gold", "Gold", gold(&cache))], &store);
+    (server, cache, store, layer)
+}
+
+#[tokio::test]
+async fn valid_token_passes_with_context_and_claims() {
+    let (_server, _cache, store, layer) = setup().await;
+    let seen = Seen::default();
+    let res = send(&layer, &seen, bearer(&rsa().token("k1", &claims()))).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(seen.calls(), 1);
+    assert_eq!(store.lookups(), 1);
+    let parts = seen.last();
+    let ctx = parts
+        .extensions
+        .get::<PlanContext>()
+        .expect("plan context injected");
+    assert_eq!(
+        (
+            ctx.api_id(),
+            ctx.plan_id(),
+            ctx.application_id(),
+            ctx.client_id(),
+            ctx.user()
+        ),
+        ("echo", "gold", "app-1", CLIENT, Some("alice"))
+    );
+    assert_eq!(ctx.subscription_id(), format!("sub-gold-{CLIENT}"));
+    let claims = parts
+        .extensions
+        .get::<VerifiedClaims>()
+        .expect("claims injected");
+    assert_eq!(claims.get_str("scope"), Some("read write"));
+    assert!(
+        parts.headers.contains_key("authorization"),
+        "propagated by default"
+    );
+}
+
+#[tokio::test]
+async fn missing_token_is_401_bearer_challenge() {
+    let (_server, _cache, store, layer) = setup().await;
+    let seen = Seen::default();
+    for req in [
+        no_token(),
+        http::Request::builder()
+            .header("authorization", "Basic dTpw")
+            .body(Default::default())
+            .unwrap(),
+    ] {
+        let res = send(&layer, &seen, req).await;
+        assert_eq!(
+            (res.status, res.code(), res.challenge()),
+            (401, "JWT_MISSING_TOKEN", Some("Bearer"))
+        );
+        assert_eq!(res.body["http_status_code"], 401);
+    }
+    assert_eq!((seen.calls(), store.lookups()), (0, 0));
+}
+
+#[tokio::test]
+async fn invalid_tokens_are_401_and_never_reach_the_store() {
+    let (_server, _cache, store, layer) = setup().await;
+    let seen = Seen::default();
+    let other = Signer::rsa();
+    let mut expired = claims();
+    expired["exp"] = json!(now() - 3600);
+    let mut wrong_iss = claims();
+    wrong_iss["iss"] = json!("https://evil.test");
+    let mut wrong_aud = claims();
+    wrong_aud["aud"] = json!("api://other");
+    let valid = rsa().token("k1", &claims());
+    let (head, _) = valid.rsplit_once('.').unwrap();
+    let cases = [
+        (other.token("k1", &claims()), InvalidReason::BadSignature),
+        (rsa().token("k1", &expired), InvalidReason::Expired),
+        (rsa().token("k1", &wrong_iss), InvalidReason::NoMatchingPlan),
+        (
+            rsa().token("k1", &wrong_aud),
+            InvalidReason::AudienceNotAccepted,
+        ),
+        (
+            rsa().token_with(Algorithm::PS256, "k1", &claims()),
+            InvalidReason::AlgorithmNotAllowed,
+        ),
+        (format!("{head}."), InvalidReason::Malformed),
+        ("not-a-jwt".to_string(), InvalidReason::Malformed),
+        (
+            rsa().token_raw(Algorithm::RS256, r#"{"alg":"none"}"#, &claims().to_string()),
+            InvalidReason::AlgorithmNotAllowed,
+        ),
+    ];
+    for (token, reason) in cases {
+        let res = send(&layer, &seen, bearer(&token)).await;
+        assert_eq!(
+            (res.status, res.code()),
+            (401, "JWT_INVALID_TOKEN"),
+            "{reason:?}"
+        );
+        assert_eq!(res.reason(), Some(reason));
+        let challenge = res.challenge().unwrap();
+        assert!(
+            challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
+            "{challenge}"
+        );
+        assert!(
+            !res.body.to_string().contains(&token[..20.min(token.len())]),
+            "token echoed"
+        );
+    }
+    assert_eq!((seen.calls(), store.lookups()), (0, 0));
+}
+
+#[tokio::test]
+async fn hs256_signed_with_the_rsa_public_key_is_refused() {
+    let (_server, _cache, _store, layer) = setup().await;
+    let jwk = rsa().jwk("k1");
+    let confused = Signer::hmac(jwk.to_string().as_bytes());
+    let token = confused.token_with(Algorithm::HS256, "k1", &claims());
+    let res = send(&layer, &Seen::default(), bearer(&token)).await;
+    assert_eq!(
+        (res.status, res.reason()),
+        (401, Some(InvalidReason::AlgorithmNotAllowed))
+    );
+}
+
+#[tokio::test]
+async fn unsubscribed_client_is_403_plan_unresolvable() {
+    let (_server, _cache, store, layer) = setup().await;
+    let mut c = claims();
+    c["client_id"] = json!("stranger");
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &c))).await;
+    assert_eq!((res.status, res.code()), (403, "GATEWAY_PLAN_UNRESOLVABLE"));
+    assert_eq!(store.lookups(), 1);
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_insufficient_scope() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let settings = gold(&cache).required_scopes(["admin"], ScopeMode::All);
+    let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa().token("k1", &claims())),
+    )
+    .await;
+    assert_eq!((res.status, res.code()), (403, "JWT_INSUFFICIENT_SCOPE"));
+    assert_eq!(
+        res.challenge(),
+        Some(r#"Bearer error="insufficient_scope""#)
+    );
+    assert_eq!(store.lookups(), 0, "scope is checked before the store");
+}
+
+#[tokio::test]
+async fn store_failure_is_503_resolution_failure() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let failing =
+        |_q: SubscriptionQuery| ready(Err::<Option<Subscription>, _>(ResolveError::new("db down")));
+    let layer = JwtPlanLayer::builder("echo")
+        .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+        .resolver(failing)
+        .build()
+        .unwrap();
+    let seen = Seen::default();
+    let res = send(&layer, &seen, bearer(&rsa().token("k1", &claims()))).await;
+    assert_eq!(
+        (res.status, res.code()),
+        (503, "GATEWAY_PLAN_RESOLUTION_FAILURE")
+    );
+    assert_eq!(res.headers["retry-after"], "5");
+    let source = std::error::Error::source(res.error.as_ref().unwrap()).unwrap();
+    assert_eq!(source.to_string(), "subscription store failed");
+    assert_eq!(seen.calls(), 0);
+}
+
+#[tokio::test]
+async fn slow_store_times_out_to_503() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let slow = |_q: SubscriptionQuery| async {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        Ok::<_, ResolveError>(None)
+    };
+    let layer = JwtPlanLayer::builder("echo")
+        .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+        .resolver(slow)
+        .resolver_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa().token("k1", &claims())),
+    )
+    .await;
+    assert_eq!(
+        (res.status, res.code()),
+        (503, "GATEWAY_PLAN_RESOLUTION_FAILURE")
+    );
+}
+
+#[tokio::test]
+async fn idp_unreachable_before_any_keys_is_503_jwks_unavailable() {
+    // A port with nothing listening: bind, read the address, drop the listener.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cache = JwksCache::builder(format!("http://{addr}/jwks"))
+        .build()
+        .unwrap();
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let layer = layer(vec![Plan::jwt("gold", "Gold", gold(&cache))], &store);
+    let started = std::time::Instant::now();
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa().token("k1", &claims())),
+    )
+    .await;
+    assert_eq!((res.status, res.code()), (503, "JWKS_UNAVAILABLE"));
+    assert_eq!(res.headers["retry-after"], "5");
+    assert!(started.elapsed() < DEFAULT_FETCH_TIMEOUT + Duration::from_secs(1));
+    assert_eq!(store.lookups(), 0);
+}
+
+#[tokio::test]
+async fn idp_failure_after_caching_keeps_known_keys() {
+    let (server, cache, _store, layer) = setup().await;
+    server.set(Jwks::Status(500));
+    past_refetch_window().await;
+    // Force a refetch through an unknown kid: it fails, and the good set stays.
+    let unknown = rsa().token("nope", &claims());
+    let res = send(&layer, &Seen::default(), bearer(&unknown)).await;
+    assert_eq!(res.reason(), Some(InvalidReason::UnknownKey));
+    assert!(cache.stats().failures >= 1);
+    for body in [
+        Jwks::Body("<html>oops</html>"),
+        Jwks::Keys(json!({"keys": []})),
+    ] {
+        server.set(body);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let _ = send(&layer, &Seen::default(), bearer(&unknown)).await;
+    }
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa().token("k1", &claims())),
+    )
+    .await;
+    assert_eq!(res.status, 200, "known key kept through IdP failures");
+}
+
+#[tokio::test]
+async fn rotated_key_works_at_once_and_kid_floods_are_rate_limited() {
+    let (server, cache, _store, layer) = setup().await;
+    let fetches_before = server.hits();
+    server.set(Jwks::Keys(jwks_of(&[(rsa(), "k1"), (rsa2(), "k2")])));
+    past_refetch_window().await;
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa2().token("k2", &claims())),
+    )
+    .await;
+    assert_eq!(res.status, 200, "new kid picked up by one refetch");
+    assert_eq!(server.hits(), fetches_before + 1);
+
+    // A flood of random kids inside one rate-limit window costs at most one more fetch.
+    let before = server.hits();
+    let floods = (0..50).map(|i| {
+        let layer = layer.clone();
+        tokio::spawn(async move {
+            send(
+                &layer,
+                &Seen::default(),
+                bearer(&rsa().token(&format!("random-{i}"), &claims())),
+            )
+            .await
+        })
+    });
+    for res in futures_join(floods).await {
+        assert_eq!(res.status, 401);
+    }
+    assert!(
+        server.hits() - before <= 1,
+        "{} fetches for a kid flood",
+        server.hits() - before
+    );
+    assert_eq!(cache.key_ids().len(), 2);
+}
+
+async fn futures_join<T: Send + 'static>(
+    handles: impl Iterator<Item = tokio::task::JoinHandle<T>>,
+) -> Vec<T> {
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+#[tokio::test]
+async fn removed_key_is_refused() {
+    let (server, _cache, _store, layer) = setup().await;
+    server.set(Jwks::Keys(jwks_of(&[(rsa2(), "k2")])));
+    past_refetch_window().await;
+    // The unknown kid k2 triggers the refetch that also drops k1.
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa2().token("k2", &claims())),
+    )
+    .await;
+    assert_eq!(res.status, 200);
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&rsa().token("k1", &claims())),
+    )
+    .await;
+    assert_eq!(res.status, 401);
+}
+
+#[tokio::test]
+async fn plan_statuses() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let token = rsa().token("k1", &claims());
+    for (status, passes) in [
+        (PlanStatus::Published, true),
+        (PlanStatus::Deprecated, true),
+        (PlanStatus::Staging, false),
+        (PlanStatus::Closed, false),
+    ] {
+        let plan = Plan::jwt("gold", "Gold", gold(&cache)).with_status(status);
+        let res = send(&layer(vec![plan], &store), &Seen::default(), bearer(&token)).await;
+        assert_eq!(res.status == 200, passes, "{status:?}: {}", res.status);
+        if !passes {
+            assert_eq!(res.status, 401, "no servable plan can verify the token");
+        }
+    }
+}
+
+#[tokio::test]
+async fn subscription_statuses_and_dates() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let token = rsa().token("k1", &claims());
+    let now = SystemTime::now();
+    let hour = Duration::from_secs(3600);
+    let base = accepted("gold", CLIENT);
+    let with_status = |status| {
+        let mut s = base.clone();
+        s.status = status;
+        s
+    };
+    let cases = [
+        (base.clone(), 200),
+        (with_status(SubscriptionStatus::Pending), 403),
+        (with_status(SubscriptionStatus::Paused), 403),
+        (with_status(SubscriptionStatus::Rejected), 403),
+        (with_status(SubscriptionStatus::Closed), 403),
+        (base.clone().starting_at(now + hour), 403),
+        (base.clone().ending_at(now - hour), 403),
+        (
+            base.clone().starting_at(now - hour).ending_at(now + hour),
+            200,
+        ),
+    ];
+    for (sub, want) in cases {
+        let store = CountingStore::with([sub.clone()]);
+        let layer = layer(vec![Plan::jwt("gold", "Gold", gold(&cache))], &store);
+        let res = send(&layer, &Seen::default(), bearer(&token)).await;
+        assert_eq!(res.status, want, "{sub:?}");
+    }
+}
+
+#[tokio::test]
+async fn several_plans_issuer_routing_and_subscription_decides() {
+    let idp_a = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "a1")]))).await;
+    let idp_b = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa2(), "b1")]))).await;
+    let (cache_a, cache_b) = (jwks_cache(&idp_a).await, jwks_cache(&idp_b).await);
+    let plan_a = JwtSettings::new(KeySource::jwks(cache_a.clone())).issuer("https://a.test");
+    let plan_b = JwtSettings::new(KeySource::jwks(cache_b)).issuer("https://b.test");
+    // Silver shares issuer A's keys: the subscription decides between gold and silver.
+    let silver = JwtSettings::new(KeySource::jwks(cache_a)).issuer("https://a.test");
+    let store = CountingStore::with([
+        accepted("gold", "ca"),
+        accepted("bronze", "cb"),
+        accepted("silver", "cs"),
+    ]);
+    let layer = layer(
+        vec![
+            Plan::jwt("gold", "Gold", plan_a),
+            Plan::jwt("bronze", "Bronze", plan_b),
+            Plan::jwt("silver", "Silver", silver),
+        ],
+        &store,
+    );
+    let token = |signer: &Signer, kid, iss, client| {
+        signer.token(
+            kid,
+            &json!({"iss": iss, "client_id": client, "exp": now() + 60}),
+        )
+    };
+    let cases = [
+        (
+            token(rsa(), "a1", "https://a.test", "ca"),
+            200,
+            Some("gold"),
+        ),
+        (
+            token(rsa2(), "b1", "https://b.test", "cb"),
+            200,
+            Some("bronze"),
+        ),
+        (
+            token(rsa(), "a1", "https://a.test", "cs"),
+            200,
+            Some("silver"),
+        ),
+        // Issuer B's key presented as issuer A: A's plans do not have that key.
+        (token(rsa2(), "b1", "https://a.test", "ca"), 401, None),
+        (token(rsa(), "a1", "https://c.test", "ca"), 401, None),
+    ];
+    for (tok, status, plan) in cases {
+        let seen = Seen::default();
+        let res = send(&layer, &seen, bearer(&tok)).await;
+        assert_eq!(res.status, status);
+        if let Some(plan) = plan {
+            assert_eq!(
+                seen.last()
+                    .extensions
+                    .get::<PlanContext>()
+                    .unwrap()
+                    .plan_id(),
+                plan
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn claims_to_headers_replace_spoofed_headers_and_auth_can_be_dropped() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let settings = gold(&cache)
+        .claim_to_header("sub", "x-user-id")
+        .claim_to_header("missing", "x-missing")
+        .propagate_auth_header(false)
+        .extract_claims(false);
+    let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+    let mut req = bearer(&rsa().token("k1", &claims()));
+    req.headers_mut()
+        .insert("x-user-id", "admin".parse().unwrap());
+    req.headers_mut()
+        .append("x-user-id", "root".parse().unwrap());
+    req.headers_mut()
+        .insert("x-missing", "spoofed".parse().unwrap());
+    let seen = Seen::default();
+    assert_eq!(send(&layer, &seen, req).await.status, 200);
+    let parts = seen.last();
+    assert_eq!(
+        parts
+            .headers
+            .get_all("x-user-id")
+            .iter()
+            .collect::<Vec<_>>(),
+        ["alice"]
+    );
+    assert!(!parts.headers.contains_key("x-missing"));
+    assert!(!parts.headers.contains_key("authorization"));
+    assert!(parts.extensions.get::<VerifiedClaims>().is_none());
+}
+
+#[tokio::test]
+async fn every_algorithm_family_verifies() {
+    let p256 = Signer::p256();
+    let p384 = Signer::p384();
+    let ed = Signer::ed();
+    let cases: Vec<(&Signer, Algorithm)> = vec![
+        (rsa(), Algorithm::RS256),
+        (rsa(), Algorithm::RS384),
+        (rsa(), Algorithm::RS512),
+        (rsa(), Algorithm::PS256),
+        (rsa(), Algorithm::PS384),
+        (rsa(), Algorithm::PS512),
+        (&p256, Algorithm::ES256),
+        (&p384, Algorithm::ES384),
+        (&ed, Algorithm::EdDSA),
+    ];
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[
+        (rsa(), "rsa"),
+        (&p256, "p256"),
+        (&p384, "p384"),
+        (&ed, "ed"),
+    ])))
+    .await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    for (signer, alg) in cases {
+        let kid = match signer {
+            Signer::Rsa(_) => "rsa",
+            Signer::P256(_) => "p256",
+            Signer::P384(_) => "p384",
+            _ => "ed",
+        };
+        let settings = JwtSettings::new(KeySource::jwks(cache.clone())).algorithms([alg]);
+        let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+        let res = send(
+            &layer,
+            &Seen::default(),
+            bearer(&signer.token_with(alg, kid, &claims())),
+        )
+        .await;
+        assert_eq!(res.status, 200, "{alg:?}: {:?}", res.reason());
+    }
+    let secret = [42u8; 64];
+    let hmac = Signer::hmac(&secret);
+    for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+        let settings = JwtSettings::new(KeySource::hmac_secret(secret)).algorithms([alg]);
+        let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+        let res = send(
+            &layer,
+            &Seen::default(),
+            bearer(&hmac.token_with(alg, "any", &claims())),
+        )
+        .await;
+        assert_eq!(res.status, 200, "{alg:?}: {:?}", res.reason());
+    }
+}
+
+#[tokio::test]
+async fn static_pem_key_source() {
+    let p256 = Signer::p256();
+    let Signer::P256(kp) = &p256 else {
+        unreachable!()
+    };
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair;
+    let der = kp.public_key().as_der().unwrap();
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der.as_ref())
+    );
+    let settings =
+        JwtSettings::new(KeySource::public_key_pem(&pem).unwrap()).algorithms([Algorithm::ES256]);
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+    let res = send(
+        &layer,
+        &Seen::default(),
+        bearer(&p256.token("whatever", &claims())),
+    )
+    .await;
+    assert_eq!(res.status, 200, "{:?}", res.reason());
+    let wrong =
+        JwtSettings::new(KeySource::public_key_pem(&pem).unwrap()).algorithms([Algorithm::RS256]);
+    assert!(matches!(
+        JwtPlanLayer::builder("echo")
+            .plan(Plan::jwt("gold", "Gold", wrong))
+            .resolver(store)
+            .build(),
+        Err(ConfigError::AlgorithmKeyMismatch { .. })
+    ));
+}
+
+#[tokio::test]
+async fn keyless_next_to_jwt_is_refused_at_build_and_redeploy() {
+    let (_server, cache, store, layer) = setup().await;
+    let keyless = Plan::new("open", "Open", PlanStatus::Published, PlanSecurity::Keyless);
+    let err = JwtPlanLayer::builder("echo")
+        .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+        .plan(keyless.clone())
+        .resolver(store.clone())
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("keyless") && err.to_string().contains("`open`"));
+    // A refused redeploy leaves the old plans serving.
+    assert!(
+        layer
+            .redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache)), keyless])
+            .is_err()
+    );
+    let token = rsa().token("k1", &claims());
+    assert_eq!(
+        send(&layer, &Seen::default(), bearer(&token)).await.status,
+        200
+    );
+    // A request without a token never passes, even with only a staging keyless plan left.
+    layer
+        .redeploy(vec![Plan::new(
+            "open",
+            "Open",
+            PlanStatus::Staging,
+            PlanSecurity::Keyless,
+        )])
+        .unwrap();
+    assert_eq!(send(&layer, &Seen::default(), no_token()).await.status, 401);
+    assert_eq!(
+        send(&layer, &Seen::default(), bearer(&token)).await.status,
+        401
+    );
+    // And a good redeploy takes effect at once.
+    layer
+        .redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache))])
+        .unwrap();
+    assert_eq!(
+        send(&layer, &Seen::default(), bearer(&token)).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn pinned_clock_controls_expiry() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let store = CountingStore::with([accepted("gold", CLIENT)]);
+    let at = |secs: u64| move || UNIX_EPOCH + Duration::from_secs(secs);
+    let token = rsa().token(
+        "k1",
+        &json!({"iss": ISS, "aud": AUD, "client_id": CLIENT, "exp": 1_000_000}),
+    );
+    for (now, want) in [(999_000, 200), (1_000_059, 200), (1_000_060, 401)] {
+        let layer = JwtPlanLayer::builder("echo")
+            .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+            .resolver(store.clone())
+            .clock(at(now))
+            .build()
+            .unwrap();
+        assert_eq!(
+            send(&layer, &Seen::default(), bearer(&token)).await.status,
+            want,
+            "now={now}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn grpc_requests_get_grpc_status() {
+    let (_server, _cache, _store, layer) = setup().await;
+    let req = http::Request::builder()
+        .uri("/grpc.health.v1.Health/Check")
+        .header("content-type", "application/grpc")
+        .body(Default::default())
+        .unwrap();
+    let res = send(&layer, &Seen::default(), req).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.headers["grpc-status"], "16");
+}

@@ -1,0 +1,150 @@
+//! The layer inside real servers: an axum router and a tonic gRPC server, each on a real
+//! listener on 127.0.0.1, called over real HTTP. If the layer stops fitting either framework's
+//! bounds (Clone + Send + Sync, Send futures, infallible error), this file stops compiling.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Extension;
+use axum::routing::get;
+use common::*;
+use serde_json::{Value, json};
+use tower_jwt_plan::*;
+
+async fn layer() -> (JwksServer, JwtPlanLayer<InMemoryResolver>) {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = JwksCache::builder(server.url()).build().unwrap();
+    assert!(cache.wait_ready(Duration::from_secs(5)).await);
+    let settings = JwtSettings::new(KeySource::jwks(cache)).issuer(ISS).audience(AUD);
+    let store = InMemoryResolver::new([Subscription::new(
+        "sub-1",
+        "echo",
+        "gold",
+        "app-1",
+        CLIENT,
+        SubscriptionStatus::Accepted,
+    )]);
+    let layer = JwtPlanLayer::builder("echo")
+        .plan(Plan::jwt("gold", "Gold", settings))
+        .resolver(store)
+        .build()
+        .unwrap();
+    (server, layer)
+}
+
+#[derive(serde::Deserialize)]
+struct MyClaims {
+    sub: String,
+    scope: String,
+}
+
+async fn whoami(
+    Extension(ctx): Extension<PlanContext>,
+    Extension(claims): Extension<VerifiedClaims>,
+) -> axum::Json<Value> {
+    let mine: MyClaims = claims.deserialize().unwrap();
+    axum::Json(json!({
+        "plan": ctx.plan_id(), "app": ctx.application_id(), "client": ctx.client_id(),
+        "subscription": ctx.subscription_id(), "sub": mine.sub, "scope": mine.scope,
+    }))
+}
+
+#[tokio::test]
+async fn axum_router_over_real_http() {
+    let (_idp, layer) = layer().await;
+    let app = axum::Router::new().route("/whoami", get(whoami)).layer(layer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let client = reqwest::Client::new();
+    let url = format!("http://{addr}/whoami");
+    let res = client.get(&url).bearer_auth(rsa().token("k1", &claims())).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(
+        body,
+        json!({"plan": "gold", "app": "app-1", "client": CLIENT, "subscription": "sub-1",
+               "sub": "alice", "scope": "read write"})
+    );
+
+    let res = client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "JWT_MISSING_TOKEN");
+
+    let res = client.get(&url).bearer_auth("a.b.c").header("accept", "text/plain").send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().starts_with("JWT_INVALID_TOKEN"));
+}
+
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_extractors_with_the_feature() {
+    let (_idp, layer) = layer().await;
+    let app = axum::Router::new()
+        .route("/ctx", get(|ctx: PlanContext, claims: VerifiedClaims| async move {
+            format!("{}:{}", ctx.plan_id(), claims.get_str("sub").unwrap_or(""))
+        }))
+        .route("/unprotected", get(|ctx: PlanContext| async move { ctx.plan_id().to_owned() }));
+    let protected = app.clone().layer(layer);
+    let send = |app: axum::Router, uri: &str, token: Option<String>| {
+        let mut req = http::Request::builder().uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        tower::ServiceExt::oneshot(app, req.body(axum::body::Body::empty()).unwrap())
+    };
+    let res = send(protected, "/ctx", Some(rsa().token("k1", &claims()))).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let res = send(app, "/unprotected", None).await.unwrap();
+    assert_eq!(res.status(), 500, "a missing layer is a server error");
+}
+
+#[tokio::test]
+async fn tonic_health_server_answers_grpc_status() {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+
+    let (_idp, layer) = layer().await;
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(layer)
+            .add_service(health)
+            .serve_with_incoming(incoming)
+            .await
+            .unwrap()
+    });
+
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap();
+    let mut client = HealthClient::new(channel.connect().await.unwrap());
+    let status = client.check(HealthCheckRequest { service: String::new() }).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    assert!(status.message().contains("bearer token is required"), "{}", status.message());
+
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    req.metadata_mut().insert("authorization", "Bearer x.y.z".parse().unwrap());
+    let status = client.check(req).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+
+    let mut stranger = claims();
+    stranger["client_id"] = json!("stranger");
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    let value = format!("Bearer {}", rsa().token("k1", &stranger));
+    req.metadata_mut().insert("authorization", value.parse().unwrap());
+    assert_eq!(client.check(req).await.unwrap_err().code(), tonic::Code::PermissionDenied);
+
+    let mut req = tonic::Request::new(HealthCheckRequest { service: String::new() });
+    let value = format!("Bearer {}", rsa().token("k1", &claims()));
+    req.metadata_mut().insert("authorization", value.parse().unwrap());
+    let res = client.check(req).await.unwrap().into_inner();
+    assert_eq!(res.status, ServingStatus::Serving as i32);
+}

@@ -95,6 +95,52 @@ impl KeySource {
         Self::single(key::key_from_secret(secret.as_ref()))
     }
 
+    /// A fixed set of public keys from a JWKS document (JSON text), parsed exactly as a fetched
+    /// JWKS is: key by key, skipping keys that cannot verify signatures (including `oct` keys).
+    /// Fails if no usable key is left.
+    ///
+    /// ```
+    /// use tower_jwt_plan::KeySource;
+    /// assert!(KeySource::jwk_set(r#"{"keys": []}"#).is_err());
+    /// ```
+    pub fn jwk_set(json: &str) -> Result<Self, ConfigError> {
+        let doc: Value =
+            serde_json::from_str(json).map_err(|e| ConfigError::InvalidKey(e.to_string()))?;
+        let (set, skipped) =
+            key::parse_jwks(&doc, true).map_err(|e| ConfigError::InvalidKey(e.into()))?;
+        if set.is_empty() {
+            return Err(ConfigError::InvalidKey(format!("no usable key ({skipped} skipped)")));
+        }
+        Ok(Self(Source::Static(Arc::new(set))))
+    }
+
+    /// How many usable keys a static source holds (a JWKS source: how many are cached now).
+    pub fn key_count(&self) -> usize {
+        match &self.0 {
+            Source::Static(set) => set.len(),
+            Source::Jwks(cache) => cache.snapshot().map_or(0, |set| set.len()),
+        }
+    }
+
+    /// Verify a compact JWS against this source and return its payload, without reading the
+    /// payload as claims: the strict structure and header rules, the algorithm allowlist, the
+    /// key lookup by `kid` and the signature check, exactly as the layer does them. A JWKS
+    /// source is read from its cache, never fetched from here.
+    ///
+    /// ```
+    /// use tower_jwt_plan::{Algorithm, KeySource};
+    /// let keys = KeySource::hmac_secret([7u8; 32]);
+    /// assert!(keys.verify_jws("e30.e30.c2ln", &[Algorithm::HS256]).is_err());
+    /// ```
+    pub fn verify_jws(&self, token: &str, algorithms: &[Algorithm]) -> Result<Vec<u8>, AuthError> {
+        let jws = parse_jws(token)?;
+        match self.check(&jws, AlgSet::from_iter(algorithms.iter().copied()), false) {
+            SignatureCheck::Valid => decode_segment(jws.payload),
+            SignatureCheck::Invalid(err) => Err(err),
+            SignatureCheck::Wait(_) => Err(AuthError::new(AuthErrorKind::JwksUnavailable)),
+        }
+    }
+
     fn single(key: VerifyingKey) -> Self {
         Self(Source::Static(Arc::new(KeySet::new(vec![key]))))
     }

@@ -43,8 +43,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
         base64::engine::general_purpose::STANDARD.encode(spki.as_ref())
     );
-    let settings =
-        JwtSettings::new(KeySource::public_key_pem(pem)?).algorithms([Algorithm::EdDSA]);
+    let settings = JwtSettings::new(KeySource::public_key_pem(pem)?).algorithms([Algorithm::EdDSA]);
     let layer = JwtPlanLayer::builder("hello")
         .plan(Plan::jwt("gold", "Gold", settings))
         .resolver(InMemoryResolver::new([Subscription::new(
@@ -59,9 +58,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let service = ServiceBuilder::new().layer(layer).service_fn(handler);
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let claims = serde_json::json!({"client_id": "demo-client", "sub": "demo-user", "exp": now + 3600});
+    let claims =
+        serde_json::json!({"client_id": "demo-client", "sub": "demo-user", "exp": now + 3600});
     let pkcs8 = key.to_pkcs8()?;
-    let token = encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))?;
+    let token =
+        encode(&Header::new(Algorithm::EdDSA), &claims, &EncodingKey::from_ed_der(pkcs8.as_ref()))?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3001").await?;
     let addr = listener.local_addr()?;

@@ -173,10 +173,8 @@ mod extract {
 
     impl IntoResponse for MissingPlanContext {
         fn into_response(self) -> Response {
-            let text = format!(
-                "missing request extension `{}`: is JwtPlanLayer installed?",
-                self.0
-            );
+            let text =
+                format!("missing request extension `{}`: is JwtPlanLayer installed?", self.0);
             (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
         }
     }

@@ -225,19 +225,11 @@ pub struct AuthError {
 
 impl AuthError {
     pub(crate) fn new(kind: AuthErrorKind) -> Self {
-        Self {
-            kind,
-            reason: None,
-            source: None,
-        }
+        Self { kind, reason: None, source: None }
     }
 
     pub(crate) fn invalid(reason: InvalidReason) -> Self {
-        Self {
-            kind: AuthErrorKind::InvalidToken,
-            reason: Some(reason),
-            source: None,
-        }
+        Self { kind: AuthErrorKind::InvalidToken, reason: Some(reason), source: None }
     }
 
     pub(crate) fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -282,9 +274,7 @@ impl fmt::Display for AuthError {
 
 impl StdError for AuthError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn StdError + 'static))
+        self.source.as_deref().map(|e| e as &(dyn StdError + 'static))
     }
 }
 

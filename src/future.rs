@@ -56,11 +56,7 @@ where
     R: SubscriptionResolver,
 {
     pub(crate) fn refused(response: Response<Bytes>) -> Self {
-        Self {
-            state: State::Refused {
-                response: Some(response),
-            },
-        }
+        Self { state: State::Refused { response: Some(response) } }
     }
 
     pub(crate) fn checking(
@@ -101,9 +97,7 @@ where
         loop {
             match state.as_mut().project() {
                 StateProj::Refused { response } => {
-                    let response = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
+                    let response = response.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::refused)));
                 }
                 StateProj::Calling { future } => {
@@ -118,9 +112,8 @@ where
                     inner,
                     request,
                 } => {
-                    let (parts, _) = request
-                        .as_mut()
-                        .expect("ResponseFuture polled after completion");
+                    let (parts, _) =
+                        request.as_mut().expect("ResponseFuture polled after completion");
                     let step = if let Some(wait) = waiting.as_mut() {
                         ready!(wait.as_mut().poll(cx));
                         *waiting = None;
@@ -153,9 +146,7 @@ where
                         Step::WaitKeys(wait) => *waiting = Some(wait),
                         Step::Refuse(err) => {
                             let response = check.refuse(err, parts);
-                            state.set(State::Refused {
-                                response: Some(response),
-                            });
+                            state.set(State::Refused { response: Some(response) });
                         }
                         Step::Pass => {
                             let (mut parts, body) = request.take().expect("taken once");

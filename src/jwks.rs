@@ -158,9 +158,7 @@ impl JwksCache {
 
     /// The `kid`s currently held, for diagnostics.
     pub fn key_ids(&self) -> Vec<String> {
-        self.snapshot()
-            .map(|set| set.kids().map(str::to_owned).collect())
-            .unwrap_or_default()
+        self.snapshot().map(|set| set.kids().map(str::to_owned).collect()).unwrap_or_default()
     }
 
     /// Wait until the first good set is held, or `timeout` passes. Returns [`is_ready`](Self::is_ready).
@@ -168,10 +166,7 @@ impl JwksCache {
         let mut finished = self.handle.shared.finished.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         while !self.is_ready() {
-            if tokio::time::timeout_at(deadline, finished.changed())
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout_at(deadline, finished.changed()).await.is_err() {
                 break;
             }
         }
@@ -181,6 +176,16 @@ impl JwksCache {
     /// The current key set; `None` until the first good fetch.
     pub(crate) fn snapshot(&self) -> Option<Arc<KeySet>> {
         self.handle.shared.keys.load_full()
+    }
+
+    /// Whether `set` is the key set held now.
+    pub(crate) fn is_current(&self, set: &Arc<KeySet>) -> bool {
+        self.handle.shared.keys.load().as_ref().is_some_and(|now| Arc::ptr_eq(now, set))
+    }
+
+    /// Whether a key with this `kid` is held now. Lock-free, for health checks and diagnostics.
+    pub fn contains_kid(&self, kid: &str) -> bool {
+        self.handle.shared.keys.load().as_ref().is_some_and(|set| set.kids().any(|k| k == kid))
     }
 
     /// Ask for an on-demand fetch. Returns a future to wait on if one is running or was started,
@@ -213,10 +218,7 @@ impl JwksCache {
 
 impl fmt::Debug for JwksCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwksCache")
-            .field("url", &self.url())
-            .field("stats", &self.stats())
-            .finish()
+        f.debug_struct("JwksCache").field("url", &self.url()).field("stats", &self.stats()).finish()
     }
 }
 
@@ -281,18 +283,13 @@ impl JwksCacheBuilder {
         if let Some(err) = self.error {
             return Err(err);
         }
-        let invalid = |reason| ConfigError::InvalidJwksUrl {
-            url: self.url.clone(),
-            reason,
-        };
+        let invalid = |reason| ConfigError::InvalidJwksUrl { url: self.url.clone(), reason };
         let url = Url::parse(&self.url).map_err(|_| invalid("not a URL"))?;
         match url.scheme() {
             "https" => {}
             "http" if self.allow_http || is_loopback(&url) => {}
             "http" => {
-                return Err(invalid(
-                    "plain http is refused (use https, or danger_allow_http)",
-                ));
+                return Err(invalid("plain http is refused (use https, or danger_allow_http)"));
             }
             _ => return Err(invalid("scheme must be https")),
         }
@@ -301,10 +298,7 @@ impl JwksCacheBuilder {
         }
         let positive = |name, d: Duration| {
             if d.is_zero() {
-                Err(ConfigError::InvalidSetting {
-                    name,
-                    reason: "must be more than zero".into(),
-                })
+                Err(ConfigError::InvalidSetting { name, reason: "must be more than zero".into() })
             } else {
                 Ok(())
             }
@@ -326,9 +320,7 @@ impl JwksCacheBuilder {
         for cert in self.roots {
             client = client.add_root_certificate(cert);
         }
-        let client = client
-            .build()
-            .map_err(|e| ConfigError::HttpClient(Box::new(e)))?;
+        let client = client.build().map_err(|e| ConfigError::HttpClient(Box::new(e)))?;
         Ok(Shared {
             url,
             client,
@@ -339,10 +331,7 @@ impl JwksCacheBuilder {
             keys: ArcSwapOption::empty(),
             finished: watch::Sender::new(0),
             wake: Notify::new(),
-            schedule: Mutex::new(Schedule {
-                in_flight: true,
-                last_start: Some(Instant::now()),
-            }),
+            schedule: Mutex::new(Schedule { in_flight: true, last_start: Some(Instant::now()) }),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         })
@@ -364,19 +353,9 @@ impl JwksCacheBuilder {
     pub fn build_with_worker(self) -> Result<(JwksCache, JwksWorker), ConfigError> {
         let shared = Arc::new(self.into_shared()?);
         let (stop_tx, stop_rx) = oneshot::channel();
-        let cache = JwksCache {
-            handle: Arc::new(Handle {
-                shared: shared.clone(),
-                _stop: stop_tx,
-            }),
-        };
-        Ok((
-            cache,
-            JwksWorker {
-                shared,
-                stop: stop_rx,
-            },
-        ))
+        let cache =
+            JwksCache { handle: Arc::new(Handle { shared: shared.clone(), _stop: stop_tx }) };
+        Ok((cache, JwksWorker { shared, stop: stop_rx }))
     }
 }
 
@@ -398,9 +377,7 @@ pub struct JwksWorker {
 
 impl fmt::Debug for JwksWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JwksWorker")
-            .field("url", &self.shared.url.as_str())
-            .finish()
+        f.debug_struct("JwksWorker").field("url", &self.shared.url.as_str()).finish()
     }
 }
 
@@ -426,6 +403,7 @@ impl JwksWorker {
     pub async fn run(self) {
         let JwksWorker { shared, mut stop } = self;
         let mut failures: u32 = 0;
+        let mut last_body = Vec::new();
         let jitter = RandomState::new();
         loop {
             {
@@ -436,7 +414,7 @@ impl JwksWorker {
             shared.fetches.fetch_add(1, Ordering::Relaxed);
             let outcome = tokio::select! {
                 _ = &mut stop => return,
-                outcome = shared.fetch() => outcome,
+                outcome = shared.fetch(&mut last_body) => outcome,
             };
             let delay = match outcome {
                 Ok((keys, skipped)) => {
@@ -483,24 +461,20 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 impl Shared {
-    async fn fetch(&self) -> Result<(usize, usize), FetchError> {
+    /// Fetch and install the set. An unchanged document keeps the current `Arc`, so caches
+    /// keyed on the set's identity (the verified-token cache) survive routine refreshes.
+    async fn fetch(&self, last_body: &mut Vec<u8>) -> Result<(usize, usize), FetchError> {
         let mut response = self
             .client
             .get(self.url.clone())
-            .header(
-                http::header::ACCEPT,
-                "application/jwk-set+json, application/json",
-            )
+            .header(http::header::ACCEPT, "application/jwk-set+json, application/json")
             .send()
             .await
             .map_err(FetchError::Transport)?;
         if !response.status().is_success() {
             return Err(FetchError::Status(response.status()));
         }
-        if response
-            .content_length()
-            .is_some_and(|len| len > self.max_body_bytes as u64)
-        {
+        if response.content_length().is_some_and(|len| len > self.max_body_bytes as u64) {
             return Err(FetchError::TooLarge(self.max_body_bytes));
         }
         let mut body = Vec::new();
@@ -510,6 +484,11 @@ impl Shared {
             }
             body.extend_from_slice(&chunk);
         }
+        if body == *last_body
+            && let Some(held) = self.keys.load().as_ref()
+        {
+            return Ok((held.len(), 0));
+        }
         let doc: serde_json::Value = serde_json::from_slice(&body).map_err(FetchError::NotJson)?;
         let (set, skipped) = parse_jwks(&doc, true).map_err(FetchError::NotJwks)?;
         if set.is_empty() {
@@ -517,6 +496,7 @@ impl Shared {
         }
         let keys = set.len();
         self.keys.store(Some(Arc::new(set)));
+        *last_body = body;
         Ok((keys, skipped))
     }
 }
@@ -528,18 +508,9 @@ mod tests {
     #[test]
     fn url_rules() {
         let err = |u: &str| JwksCache::builder(u).build_with_worker().err();
-        assert!(matches!(
-            err("http://idp.example/jwks"),
-            Some(ConfigError::InvalidJwksUrl { .. })
-        ));
-        assert!(matches!(
-            err("ftp://idp.example/jwks"),
-            Some(ConfigError::InvalidJwksUrl { .. })
-        ));
-        assert!(matches!(
-            err("not a url"),
-            Some(ConfigError::InvalidJwksUrl { .. })
-        ));
+        assert!(matches!(err("http://idp.example/jwks"), Some(ConfigError::InvalidJwksUrl { .. })));
+        assert!(matches!(err("ftp://idp.example/jwks"), Some(ConfigError::InvalidJwksUrl { .. })));
+        assert!(matches!(err("not a url"), Some(ConfigError::InvalidJwksUrl { .. })));
         assert!(err("http://127.0.0.1:1/jwks").is_none());
         assert!(err("https://idp.example/jwks").is_none());
         assert!(
@@ -552,9 +523,7 @@ mod tests {
 
     #[test]
     fn build_outside_runtime_is_an_error_not_a_panic() {
-        let err = JwksCache::builder("https://idp.example/jwks")
-            .build()
-            .unwrap_err();
+        let err = JwksCache::builder("https://idp.example/jwks").build().unwrap_err();
         assert!(matches!(err, ConfigError::NoRuntime));
     }
 }

@@ -78,9 +78,7 @@ impl AlgSet {
     }
 
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
-        ALL_ALGORITHMS
-            .into_iter()
-            .filter(move |a| self.contains(*a))
+        ALL_ALGORITHMS.into_iter().filter(move |a| self.contains(*a))
     }
 }
 
@@ -209,9 +207,7 @@ impl KeySet {
 
     /// Whether any key answers to this `kid` (for deciding on an unknown-`kid` refetch).
     pub(crate) fn knows_kid(&self, kid: &str) -> bool {
-        self.keys
-            .iter()
-            .any(|k| k.kid.as_deref().is_none_or(|have| have == kid))
+        self.keys.iter().any(|k| k.kid.as_deref().is_none_or(|have| have == kid))
     }
 }
 
@@ -250,13 +246,8 @@ impl fmt::Display for Skip {
 const PRIVATE_MEMBERS: [&str; 7] = ["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 fn b64(map: &Map<String, Value>, name: &'static str) -> Result<Vec<u8>, Skip> {
-    let text = map
-        .get(name)
-        .and_then(Value::as_str)
-        .ok_or(Skip::BadParameters(name))?;
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .map_err(|_| Skip::BadParameters(name))
+    let text = map.get(name).and_then(Value::as_str).ok_or(Skip::BadParameters(name))?;
+    URL_SAFE_NO_PAD.decode(text).map_err(|_| Skip::BadParameters(name))
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -285,10 +276,7 @@ pub(crate) fn key_from_jwk(value: &Value, remote: bool) -> Result<VerifyingKey, 
         Some(Value::Array(ops)) if ops.iter().any(|op| op == "verify") => {}
         Some(_) => return Err(Skip::NotForSignatures),
     }
-    let kty = map
-        .get("kty")
-        .and_then(Value::as_str)
-        .ok_or(Skip::UnsupportedType)?;
+    let kty = map.get("kty").and_then(Value::as_str).ok_or(Skip::UnsupportedType)?;
     let kind = match (kty, map.get("crv").and_then(Value::as_str)) {
         ("RSA", _) => {
             let n = b64(map, "n")?;
@@ -319,11 +307,7 @@ pub(crate) fn key_from_jwk(value: &Value, remote: bool) -> Result<VerifyingKey, 
             if b64(map, "y")?.len() != size {
                 return Err(Skip::BadParameters("y"));
             }
-            if crv == "P-256" {
-                KeyKind::EcP256
-            } else {
-                KeyKind::EcP384
-            }
+            if crv == "P-256" { KeyKind::EcP256 } else { KeyKind::EcP384 }
         }
         ("OKP", Some("Ed25519")) => {
             if b64(map, "x")?.len() != 32 {
@@ -348,12 +332,7 @@ pub(crate) fn key_from_jwk(value: &Value, remote: bool) -> Result<VerifyingKey, 
     }
     let jwk: Jwk = serde_json::from_value(value.clone()).map_err(|_| Skip::BadParameters("jwk"))?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| Skip::BadParameters("jwk"))?;
-    Ok(VerifyingKey {
-        kid,
-        algorithms,
-        key,
-        kind,
-    })
+    Ok(VerifyingKey { kid, algorithms, key, kind })
 }
 
 /// Parse a JWKS document key by key. Returns the usable keys and how many were skipped.
@@ -413,12 +392,7 @@ pub(crate) fn key_from_pem(pem: &[u8]) -> Result<VerifyingKey, ConfigError> {
             "not a PEM RSA, EC (P-256/P-384) or Ed25519 public key".into(),
         ));
     };
-    Ok(VerifyingKey {
-        kid: None,
-        algorithms: kind.algorithms(),
-        key,
-        kind,
-    })
+    Ok(VerifyingKey { kid: None, algorithms: kind.algorithms(), key, kind })
 }
 
 /// An HMAC secret, usable for the HS* algorithms its length allows (RFC 7518 §3.2).
@@ -464,10 +438,7 @@ mod tests {
         let huge = json!({"kty": "RSA", "n": rsa_n(16384), "e": "AQAB"});
         assert_eq!(key_from_jwk(&huge, true).unwrap_err(), Skip::HugeRsa(16384));
         let e_one = json!({"kty": "RSA", "n": rsa_n(2048), "e": "AQ"});
-        assert!(matches!(
-            key_from_jwk(&e_one, true),
-            Err(Skip::BadParameters("e"))
-        ));
+        assert!(matches!(key_from_jwk(&e_one, true), Err(Skip::BadParameters("e"))));
     }
 
     #[test]
@@ -485,10 +456,7 @@ mod tests {
         assert_eq!(with("alg", json!("RSA-OAEP")), Skip::AlgorithmMismatch);
         assert_eq!(with("kid", json!(7)), Skip::BadKid);
         let oct = json!({"kty": "oct", "k": URL_SAFE_NO_PAD.encode([7u8; 32])});
-        assert_eq!(
-            key_from_jwk(&oct, true).unwrap_err(),
-            Skip::SymmetricFromRemote
-        );
+        assert_eq!(key_from_jwk(&oct, true).unwrap_err(), Skip::SymmetricFromRemote);
     }
 
     #[test]

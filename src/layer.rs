@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use tower_layer::Layer;
 
+use crate::cache::{TokenCache, TokenCacheConfig};
 use crate::error::ConfigError;
 use crate::plan::{Plan, PlanSet};
 use crate::response::{DefaultRejection, RenderRejection};
@@ -69,13 +70,12 @@ pub(crate) struct Shared<R> {
     pub(crate) render: Box<dyn RenderRejection>,
     pub(crate) clock: Clock,
     pub(crate) resolver_timeout: std::time::Duration,
+    pub(crate) token_cache: Option<TokenCache>,
 }
 
 impl<R> Clone for JwtPlanLayer<R> {
     fn clone(&self) -> Self {
-        Self {
-            shared: self.shared.clone(),
-        }
+        Self { shared: self.shared.clone() }
     }
 }
 
@@ -100,6 +100,7 @@ impl JwtPlanLayer<NoResolver> {
             render: Box::new(DefaultRejection),
             clock: Arc::new(SystemTime::now),
             resolver_timeout: DEFAULT_RESOLVER_TIMEOUT,
+            token_cache: TokenCacheConfig::default(),
         }
     }
 }
@@ -113,6 +114,11 @@ impl<R> JwtPlanLayer<R> {
     /// The plan set now serving.
     pub fn plans(&self) -> Arc<PlanSet> {
         self.shared.plans.load_full()
+    }
+
+    /// How many verified tokens the token cache holds now (0 when it is disabled).
+    pub fn cached_tokens(&self) -> u64 {
+        self.shared.token_cache.as_ref().map_or(0, TokenCache::len)
     }
 
     /// Replace the plans atomically. The new set is validated whole first (keyless rejection
@@ -161,6 +167,7 @@ pub struct JwtPlanLayerBuilder<R> {
     render: Box<dyn RenderRejection>,
     clock: Clock,
     resolver_timeout: std::time::Duration,
+    token_cache: TokenCacheConfig,
 }
 
 impl<R> JwtPlanLayerBuilder<R> {
@@ -186,7 +193,15 @@ impl<R> JwtPlanLayerBuilder<R> {
             render: self.render,
             clock: self.clock,
             resolver_timeout: self.resolver_timeout,
+            token_cache: self.token_cache,
         }
+    }
+
+    /// Size of the verified-token cache, or [`TokenCacheConfig::disabled`]. Default: on,
+    /// 4096 tokens and 8 MiB of token text. See [`TokenCacheConfig`] for what a hit re-checks.
+    pub fn token_cache(mut self, config: TokenCacheConfig) -> Self {
+        self.token_cache = config;
+        self
     }
 
     /// Where tokens are read from. Default: the `Authorization: Bearer` header only, 8 KiB cap.
@@ -238,6 +253,7 @@ impl<R: SubscriptionResolver> JwtPlanLayerBuilder<R> {
                 render: self.render,
                 clock: self.clock,
                 resolver_timeout: self.resolver_timeout,
+                token_cache: TokenCache::new(self.token_cache),
             }),
         })
     }

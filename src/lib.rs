@@ -80,6 +80,7 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache;
 mod context;
 mod error;
 mod future;
@@ -93,6 +94,7 @@ mod subscription;
 mod token;
 mod verify;
 
+pub use cache::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES, TokenCacheConfig};
 #[cfg(feature = "axum")]
 pub use context::MissingPlanContext;
 pub use context::{PlanContext, VerifiedClaims};

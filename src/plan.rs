@@ -13,6 +13,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderName;
 
@@ -84,12 +85,7 @@ pub struct Plan {
 impl Plan {
     /// A published JWT plan.
     pub fn jwt(id: impl Into<Arc<str>>, name: impl Into<Arc<str>>, settings: JwtSettings) -> Self {
-        Self::new(
-            id,
-            name,
-            PlanStatus::Published,
-            PlanSecurity::Jwt(Box::new(settings)),
-        )
+        Self::new(id, name, PlanStatus::Published, PlanSecurity::Jwt(Box::new(settings)))
     }
 
     /// A plan of any security type and status.
@@ -99,12 +95,7 @@ impl Plan {
         status: PlanStatus,
         security: PlanSecurity,
     ) -> Self {
-        Self {
-            id: id.into(),
-            name: name.into(),
-            status,
-            security,
-        }
+        Self { id: id.into(), name: name.into(), status, security }
     }
 
     /// Change the status.
@@ -146,6 +137,7 @@ pub(crate) struct ServedPlan {
 
 /// The validated plans of one API, as served by a layer. Immutable; a redeploy swaps it whole.
 pub struct PlanSet {
+    id: u64,
     plans: Vec<Plan>,
     pub(crate) served: Vec<ServedPlan>,
     /// Every header any plan fills from claims: stripped from every request that passes.
@@ -217,11 +209,14 @@ impl PlanSet {
                 });
             }
         }
-        Ok(Self {
-            plans,
-            served,
-            owned_headers,
-        })
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        Ok(Self { id, plans, served, owned_headers })
+    }
+
+    /// Identifies this set among all sets built in the process (cached results are tied to it).
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// All plans, in the order given.
@@ -243,14 +238,7 @@ impl PlanSet {
 impl fmt::Debug for PlanSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanSet")
-            .field(
-                "plans",
-                &self
-                    .plans
-                    .iter()
-                    .map(|p| (&*p.id, p.status))
-                    .collect::<Vec<_>>(),
-            )
+            .field("plans", &self.plans.iter().map(|p| (&*p.id, p.status)).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -285,10 +273,7 @@ mod tests {
             let keyless = Plan::new("open", "Open", status, PlanSecurity::Keyless);
             let err = PlanSet::new(vec![jwt("gold"), keyless]).unwrap_err();
             let text = err.to_string();
-            assert!(
-                text.contains("`open`") && text.contains("keyless"),
-                "{text}"
-            );
+            assert!(text.contains("`open`") && text.contains("keyless"), "{text}");
         }
         let closed = Plan::new("open", "Open", PlanStatus::Closed, PlanSecurity::Keyless);
         assert!(PlanSet::new(vec![jwt("gold"), closed]).is_ok());
@@ -300,10 +285,7 @@ mod tests {
             PlanSet::new(vec![jwt("a"), jwt("a")]),
             Err(ConfigError::DuplicatePlan(_))
         ));
-        assert!(matches!(
-            PlanSet::new(vec![jwt("")]),
-            Err(ConfigError::EmptyId(_))
-        ));
+        assert!(matches!(PlanSet::new(vec![jwt("")]), Err(ConfigError::EmptyId(_))));
         let settings = JwtSettings::new(KeySource::hmac_secret([7u8; 32]))
             .algorithms([Algorithm::HS256])
             .claim_to_header("sub", "bad header");

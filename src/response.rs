@@ -40,38 +40,22 @@ struct Row {
 fn row(kind: AuthErrorKind) -> Row {
     use AuthErrorKind::*;
     let (status, grpc, message) = match kind {
-        MissingToken => (
-            StatusCode::UNAUTHORIZED,
-            "16",
-            "Unauthorized: a bearer token is required",
-        ),
-        InvalidToken => (
-            StatusCode::UNAUTHORIZED,
-            "16",
-            "Unauthorized: invalid token",
-        ),
+        MissingToken => {
+            (StatusCode::UNAUTHORIZED, "16", "Unauthorized: a bearer token is required")
+        }
+        InvalidToken => (StatusCode::UNAUTHORIZED, "16", "Unauthorized: invalid token"),
         InsufficientScope => (StatusCode::FORBIDDEN, "7", "Forbidden: insufficient scope"),
-        PlanUnresolvable => (
-            StatusCode::FORBIDDEN,
-            "7",
-            "Forbidden: no usable subscription to a plan of this API",
-        ),
+        PlanUnresolvable => {
+            (StatusCode::FORBIDDEN, "7", "Forbidden: no usable subscription to a plan of this API")
+        }
         JwksUnavailable => (
             StatusCode::SERVICE_UNAVAILABLE,
             "14",
             "Temporarily Unavailable: signing keys cannot be obtained",
         ),
-        ResolutionFailure => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "14",
-            "Temporarily Unavailable",
-        ),
+        ResolutionFailure => (StatusCode::SERVICE_UNAVAILABLE, "14", "Temporarily Unavailable"),
     };
-    Row {
-        status,
-        grpc,
-        message,
-    }
+    Row { status, grpc, message }
 }
 
 /// The HTTP status for an error.
@@ -97,9 +81,9 @@ fn challenge(error: &AuthError) -> Option<HeaderValue> {
                     .unwrap_or(HeaderValue::from_static(r#"Bearer error="invalid_token""#)),
             )
         }
-        AuthErrorKind::InsufficientScope => Some(HeaderValue::from_static(
-            r#"Bearer error="insufficient_scope""#,
-        )),
+        AuthErrorKind::InsufficientScope => {
+            Some(HeaderValue::from_static(r#"Bearer error="insufficient_scope""#))
+        }
         _ => None,
     }
 }
@@ -126,12 +110,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
         any = true;
         let Ok(value) = value.to_str() else { continue };
         for item in value.split(',') {
-            let media = item
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase();
+            let media = item.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
             if media == "*/*"
                 || media == "application/*"
                 || media == "application/json"
@@ -193,10 +172,7 @@ pub fn default_rejection(error: &AuthError, request: &Parts) -> Response<Bytes> 
         let body = Bytes::from(body.to_string());
         *response.body_mut() = body;
     } else {
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         *response.body_mut() = Bytes::from(format!("{}: {message}\n", error.code()));
     }
     response
@@ -263,16 +239,12 @@ pin_project! {
 
 impl<B> ResponseBody<B> {
     pub(crate) fn passed(body: B) -> Self {
-        Self {
-            inner: Inner::Passed { body },
-        }
+        Self { inner: Inner::Passed { body } }
     }
 
     pub(crate) fn refused(data: Bytes) -> Self {
         let data = (!data.is_empty()).then_some(data);
-        Self {
-            inner: Inner::Refused { data },
-        }
+        Self { inner: Inner::Refused { data } }
     }
 }
 
@@ -336,12 +308,7 @@ mod tests {
     #[test]
     fn table_rows() {
         let cases = [
-            (
-                AuthError::new(AuthErrorKind::MissingToken),
-                401,
-                Some("Bearer"),
-                "16",
-            ),
+            (AuthError::new(AuthErrorKind::MissingToken), 401, Some("Bearer"), "16"),
             (
                 AuthError::invalid(InvalidReason::Expired),
                 401,
@@ -354,34 +321,14 @@ mod tests {
                 Some(r#"Bearer error="insufficient_scope""#),
                 "7",
             ),
-            (
-                AuthError::new(AuthErrorKind::PlanUnresolvable),
-                403,
-                None,
-                "7",
-            ),
-            (
-                AuthError::new(AuthErrorKind::JwksUnavailable),
-                503,
-                None,
-                "14",
-            ),
-            (
-                AuthError::new(AuthErrorKind::ResolutionFailure),
-                503,
-                None,
-                "14",
-            ),
+            (AuthError::new(AuthErrorKind::PlanUnresolvable), 403, None, "7"),
+            (AuthError::new(AuthErrorKind::JwksUnavailable), 503, None, "14"),
+            (AuthError::new(AuthErrorKind::ResolutionFailure), 503, None, "14"),
         ];
         for (err, status, challenge, grpc) in cases {
             let res = default_rejection(&err, &parts(&[]));
             assert_eq!(res.status(), status, "{err}");
-            assert_eq!(
-                res.headers()
-                    .get(WWW_AUTHENTICATE)
-                    .map(|v| v.to_str().unwrap()),
-                challenge
-            );
+            assert_eq!(res.headers().get(WWW_AUTHENTICATE).map(|v| v.to_str().unwrap()), challenge);
             assert_eq!(res.headers().contains_key(RETRY_AFTER), status == 503);
             let body: serde_json::Value = serde_json::from_slice(res.body()).unwrap();
             assert_eq!(body["error"], err.code());
@@ -397,21 +344,10 @@ mod tests {
     fn plain_text_when_json_not_accepted() {
         let err = AuthError::new(AuthErrorKind::MissingToken);
         let res = default_rejection(&err, &parts(&[("accept", "text/html")]));
-        assert!(
-            res.headers()[CONTENT_TYPE]
-                .to_str()
-                .unwrap()
-                .starts_with("text/plain")
-        );
-        assert!(
-            std::str::from_utf8(res.body())
-                .unwrap()
-                .starts_with("JWT_MISSING_TOKEN")
-        );
-        let res = default_rejection(
-            &err,
-            &parts(&[("accept", "text/html, application/json;q=0.9")]),
-        );
+        assert!(res.headers()[CONTENT_TYPE].to_str().unwrap().starts_with("text/plain"));
+        assert!(std::str::from_utf8(res.body()).unwrap().starts_with("JWT_MISSING_TOKEN"));
+        let res =
+            default_rejection(&err, &parts(&[("accept", "text/html, application/json;q=0.9")]));
         assert_eq!(res.headers()[CONTENT_TYPE], "application/json");
     }
 }

@@ -24,6 +24,7 @@ use http::{HeaderValue, Request, Response};
 use serde_json::{Map, Value};
 use tower_service::Service;
 
+use crate::cache::Verified;
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::future::ResponseFuture;
@@ -62,10 +63,7 @@ impl<S, R> JwtPlan<S, R> {
 
 impl<S: Clone, R> Clone for JwtPlan<S, R> {
     fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            shared: self.shared.clone(),
-        }
+        Self { inner: self.inner.clone(), shared: self.shared.clone() }
     }
 }
 
@@ -123,6 +121,7 @@ pub(crate) struct Check<R> {
     best: Option<AuthError>,
     pending: Option<Pending>,
     granted: Option<Granted>,
+    bypass_cache: bool,
 }
 
 /// A plan whose checks passed, waiting on the subscription store.
@@ -131,6 +130,9 @@ struct Pending {
     query: SubscriptionQuery,
     claims: Arc<Map<String, Value>>,
     user: Option<String>,
+    /// The verification result to cache once the request is granted.
+    remember: Option<(Box<str>, Verified)>,
+    from_cache: bool,
 }
 
 pub(crate) struct Granted {
@@ -152,29 +154,28 @@ impl<R: SubscriptionResolver> Check<R> {
             best: None,
             pending: None,
             granted: None,
+            bypass_cache: false,
         }
     }
 
     fn note(&mut self, err: AuthError) {
-        if self
-            .best
-            .as_ref()
-            .is_none_or(|best| err.kind().rank() > best.kind().rank())
-        {
+        if self.best.as_ref().is_none_or(|best| err.kind().rank() > best.kind().rank()) {
             self.best = Some(err);
         }
     }
 
     /// Run the synchronous checks up to the next wait (keys or store) or a verdict.
     pub(crate) fn advance(&mut self, parts: &Parts) -> Step<R::Future> {
-        let token = match self
-            .shared
-            .tokens
-            .extract(&parts.headers, parts.uri.query())
-        {
+        let token = match self.shared.tokens.extract(&parts.headers, parts.uri.query()) {
             Ok(token) => token,
             Err(err) => return Step::Refuse(err),
         };
+        if !self.bypass_cache
+            && self.next == 0
+            && let Some(step) = self.cached_step(&token)
+        {
+            return step;
+        }
         let mut jws = match parse_jws(&token) {
             Ok(jws) => jws,
             Err(err) => return Step::Refuse(err),
@@ -187,12 +188,8 @@ impl<R: SubscriptionResolver> Check<R> {
             self.next = index + 1;
             let plan = &self.plans.served[index];
             let may_wait = self.waited_for != Some(index);
-            match plan
-                .settings
-                .keys
-                .check(&jws, plan.rules.algorithms, may_wait)
-            {
-                SignatureCheck::Valid => {}
+            let keys = match plan.settings.keys.check(&jws, plan.rules.algorithms, may_wait) {
+                SignatureCheck::Valid(keys) => keys,
                 SignatureCheck::Wait(wait) => {
                     self.next = index;
                     self.waited_for = Some(index);
@@ -203,7 +200,7 @@ impl<R: SubscriptionResolver> Check<R> {
                     self.note(err);
                     continue;
                 }
-            }
+            };
             let verdict = plan
                 .rules
                 .check(&jws, &claims, self.now)
@@ -222,24 +219,60 @@ impl<R: SubscriptionResolver> Check<R> {
                 plan: plan.id.clone(),
                 client_id,
             };
-            let user = claims
-                .get(&plan.settings.user_claim)
-                .and_then(Value::as_str)
-                .map(str::to_owned);
+            let user =
+                claims.get(&plan.settings.user_claim).and_then(Value::as_str).map(str::to_owned);
+            let remember = self.shared.token_cache.as_ref().map(|_| {
+                let verified = Verified {
+                    plans_id: self.plans.id(),
+                    plan: index,
+                    keys,
+                    claims: claims.clone(),
+                    client_id: query.client_id.as_str().into(),
+                    user: user.as_deref().map(Into::into),
+                };
+                (Box::<str>::from(&*token), verified)
+            });
             let future = self.shared.resolver.resolve(query.clone());
             self.pending = Some(Pending {
                 plan: index,
                 query,
                 claims: claims.clone(),
                 user,
+                remember,
+                from_cache: false,
             });
             return Step::Resolve(future);
         }
         Step::Refuse(
-            self.best
-                .take()
-                .unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)),
+            self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)),
         )
+    }
+
+    /// A repeat token: skip verification if the cached result still holds (same plan set, same
+    /// key set, times still valid). The subscription is looked up as always.
+    fn cached_step(&mut self, token: &str) -> Option<Step<R::Future>> {
+        let hit = self.shared.token_cache.as_ref()?.get(token)?;
+        let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
+        if !plan.settings.keys.is_current(&hit.keys)
+            || plan.rules.check_times(&hit.claims, self.now).is_err()
+        {
+            return None;
+        }
+        let query = SubscriptionQuery {
+            api: self.shared.api_id.clone(),
+            plan: plan.id.clone(),
+            client_id: hit.client_id.to_string(),
+        };
+        let future = self.shared.resolver.resolve(query.clone());
+        self.pending = Some(Pending {
+            plan: hit.plan,
+            query,
+            claims: hit.claims.clone(),
+            user: hit.user.as_deref().map(str::to_owned),
+            remember: None,
+            from_cache: true,
+        });
+        Some(Step::Resolve(future))
     }
 
     /// Take the store's answer for the pending plan; go on with the next plan if it is no.
@@ -254,6 +287,11 @@ impl<R: SubscriptionResolver> Check<R> {
         let plan = &self.plans.served[pending.plan];
         match answer {
             Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
+                if let (Some(cache), Some((token, verified))) =
+                    (&self.shared.token_cache, pending.remember)
+                {
+                    cache.insert(&token, verified);
+                }
                 let context = PlanContext::new(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
@@ -263,11 +301,8 @@ impl<R: SubscriptionResolver> Check<R> {
                     pending.query.client_id,
                     pending.user,
                 );
-                self.granted = Some(Granted {
-                    plan: pending.plan,
-                    claims: pending.claims,
-                    context,
-                });
+                self.granted =
+                    Some(Granted { plan: pending.plan, claims: pending.claims, context });
                 return Step::Pass;
             }
             Ok(_) => {
@@ -279,15 +314,18 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
+        if pending.from_cache {
+            // The cached plan no longer serves this client: decide again from scratch.
+            self.bypass_cache = true;
+            self.next = 0;
+        }
         self.advance(parts)
     }
 
     /// The store did not answer in time.
     pub(crate) fn resolver_timed_out(&mut self, parts: &Parts) -> Step<R::Future> {
-        let err = std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "subscription lookup timed out",
-        );
+        let err =
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "subscription lookup timed out");
         self.resolved(Err(ResolveError::new(err)), parts)
     }
 
@@ -323,9 +361,7 @@ impl<R: SubscriptionResolver> Check<R> {
             parts.headers.remove(AUTHORIZATION);
         }
         if plan.settings.extract_claims {
-            parts
-                .extensions
-                .insert(VerifiedClaims::from_arc(granted.claims));
+            parts.extensions.insert(VerifiedClaims::from_arc(granted.claims));
         }
         tracing::debug!(target: "tower_jwt_plan", plan = %plan.id, client_id = granted.context.client_id(), "request authorized");
         parts.extensions.insert(granted.context);

@@ -318,9 +318,7 @@ impl InMemoryResolver {
 
 impl fmt::Debug for InMemoryResolver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("InMemoryResolver")
-            .field("len", &self.len())
-            .finish()
+        f.debug_struct("InMemoryResolver").field("len", &self.len()).finish()
     }
 }
 
@@ -330,11 +328,7 @@ impl SubscriptionResolver for InMemoryResolver {
     fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
         let index = self.index.load();
         // The tuple key needs owned strings; a lookup allocates three small strings at most.
-        let key = (
-            query.api.to_string(),
-            query.plan.to_string(),
-            query.client_id,
-        );
+        let key = (query.api.to_string(), query.plan.to_string(), query.client_id);
         ready(Ok(index.get(&key).cloned()))
     }
 }
@@ -345,11 +339,7 @@ mod tests {
     use std::time::Duration;
 
     fn query() -> SubscriptionQuery {
-        SubscriptionQuery {
-            api: "api".into(),
-            plan: "gold".into(),
-            client_id: "c".into(),
-        }
+        SubscriptionQuery { api: "api".into(), plan: "gold".into(), client_id: "c".into() }
     }
 
     #[test]
@@ -359,11 +349,7 @@ mod tests {
         assert!(sub.serves(&query(), now));
         assert!(!sub.clone().starting_at(now).serves(&query(), now));
         assert!(!sub.clone().ending_at(now).serves(&query(), now));
-        assert!(
-            sub.clone()
-                .starting_at(now - Duration::from_secs(1))
-                .serves(&query(), now)
-        );
+        assert!(sub.clone().starting_at(now - Duration::from_secs(1)).serves(&query(), now));
         for status in [
             SubscriptionStatus::Pending,
             SubscriptionStatus::Paused,

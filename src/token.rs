@@ -37,11 +37,7 @@ pub struct TokenSource {
 
 impl Default for TokenSource {
     fn default() -> Self {
-        Self {
-            query_param: None,
-            cookie: None,
-            max_bytes: DEFAULT_MAX_TOKEN_BYTES,
-        }
+        Self { query_param: None, cookie: None, max_bytes: DEFAULT_MAX_TOKEN_BYTES }
     }
 }
 
@@ -194,9 +190,7 @@ mod tests {
     }
 
     fn extract(values: &[&str]) -> Result<String, AuthError> {
-        TokenSource::default()
-            .extract(&headers(values), None)
-            .map(Cow::into_owned)
+        TokenSource::default().extract(&headers(values), None).map(Cow::into_owned)
     }
 
     fn reason(r: Result<String, AuthError>) -> Option<InvalidReason> {
@@ -212,35 +206,17 @@ mod tests {
 
     #[test]
     fn other_schemes_and_no_header_are_missing() {
-        for v in [
-            &["Basic dXNlcjpwYXNz"][..],
-            &[],
-            &["BearerX a.b.c"],
-            &["Token a.b.c"],
-        ] {
-            assert_eq!(
-                extract(v).unwrap_err().kind(),
-                AuthErrorKind::MissingToken,
-                "{v:?}"
-            );
+        for v in [&["Basic dXNlcjpwYXNz"][..], &[], &["BearerX a.b.c"], &["Token a.b.c"]] {
+            assert_eq!(extract(v).unwrap_err().kind(), AuthErrorKind::MissingToken, "{v:?}");
         }
     }
 
     #[test]
     fn sloppy_bearer_syntax_is_malformed() {
-        for v in [
-            "Bearer",
-            "Bearer ",
-            "Bearer  a.b.c",
-            "Bearer\ta.b.c",
-            "Bearer a.b.c ",
-            "Bearer a b",
-        ] {
-            assert_eq!(
-                reason(extract(&[v])),
-                Some(InvalidReason::Malformed),
-                "{v:?}"
-            );
+        for v in
+            ["Bearer", "Bearer ", "Bearer  a.b.c", "Bearer\ta.b.c", "Bearer a.b.c ", "Bearer a b"]
+        {
+            assert_eq!(reason(extract(&[v])), Some(InvalidReason::Malformed), "{v:?}");
         }
     }
 
@@ -251,39 +227,27 @@ mod tests {
             Some(InvalidReason::MultipleTokens)
         );
         let src = TokenSource::default().with_query_param("access_token");
-        let err = src
-            .extract(&headers(&["Bearer a.b.c"]), Some("x=1&access_token=a.b.c"))
-            .unwrap_err();
+        let err =
+            src.extract(&headers(&["Bearer a.b.c"]), Some("x=1&access_token=a.b.c")).unwrap_err();
         assert_eq!(err.reason(), Some(InvalidReason::MultipleTokens));
     }
 
     #[test]
     fn query_and_cookie_only_when_enabled() {
         let empty = HeaderMap::new();
-        let err = TokenSource::default()
-            .extract(&empty, Some("access_token=a.b.c"))
-            .unwrap_err();
+        let err = TokenSource::default().extract(&empty, Some("access_token=a.b.c")).unwrap_err();
         assert_eq!(err.kind(), AuthErrorKind::MissingToken);
         let src = TokenSource::default().with_query_param("access_token");
-        assert_eq!(
-            src.extract(&empty, Some("access_token=a.b.c")).unwrap(),
-            "a.b.c"
-        );
+        assert_eq!(src.extract(&empty, Some("access_token=a.b.c")).unwrap(), "a.b.c");
 
         let mut cookies = HeaderMap::new();
         cookies.insert(COOKIE, HeaderValue::from_static("theme=dark; jwt=a.b.c"));
         assert_eq!(
-            TokenSource::default()
-                .extract(&cookies, None)
-                .unwrap_err()
-                .kind(),
+            TokenSource::default().extract(&cookies, None).unwrap_err().kind(),
             AuthErrorKind::MissingToken
         );
         assert_eq!(
-            TokenSource::default()
-                .with_cookie("jwt")
-                .extract(&cookies, None)
-                .unwrap(),
+            TokenSource::default().with_cookie("jwt").extract(&cookies, None).unwrap(),
             "a.b.c"
         );
     }

@@ -135,7 +135,7 @@ impl KeySource {
     pub fn verify_jws(&self, token: &str, algorithms: &[Algorithm]) -> Result<Vec<u8>, AuthError> {
         let jws = parse_jws(token)?;
         match self.check(&jws, AlgSet::from_iter(algorithms.iter().copied()), false) {
-            SignatureCheck::Valid => decode_segment(jws.payload),
+            SignatureCheck::Valid(_) => decode_segment(jws.payload),
             SignatureCheck::Invalid(err) => Err(err),
             SignatureCheck::Wait(_) => Err(AuthError::new(AuthErrorKind::JwksUnavailable)),
         }
@@ -160,10 +160,7 @@ impl fmt::Debug for KeySource {
             Source::Jwks(cache) => f.debug_tuple("Jwks").field(&cache.url()).finish(),
             Source::Static(set) => {
                 let kinds: Vec<_> = set.keys().map(|k| k.kind.describe()).collect();
-                f.debug_tuple("Static")
-                    .field(&kinds)
-                    .field(&"[redacted]")
-                    .finish()
+                f.debug_tuple("Static").field(&kinds).field(&"[redacted]").finish()
             }
         }
     }
@@ -446,9 +443,7 @@ pub(crate) struct Jws<'a> {
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, AuthError> {
     // The engine refuses padding and non-zero trailing bits, so each token has one spelling.
-    URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| AuthError::invalid(InvalidReason::Malformed))
+    URL_SAFE_NO_PAD.decode(segment).map_err(|_| AuthError::invalid(InvalidReason::Malformed))
 }
 
 /// Parse a compact JWS. Cheap checks come first: segment count before any allocation.
@@ -470,13 +465,8 @@ pub(crate) fn parse_jws(token: &str) -> Result<Jws<'_>, AuthError> {
     };
     // We implement no JWS extension, so any `crit` must be refused (RFC 7515 §4.1.11); `b64`
     // and `zip` change how the payload is read and `cty: JWT` nests tokens: none are supported.
-    let unsupported = ["crit", "b64", "zip", "enc"]
-        .iter()
-        .any(|h| header.contains_key(*h))
-        || header
-            .get("cty")
-            .and_then(Value::as_str)
-            .is_some_and(|c| normalize_typ(c) == "jwt");
+    let unsupported = ["crit", "b64", "zip", "enc"].iter().any(|h| header.contains_key(*h))
+        || header.get("cty").and_then(Value::as_str).is_some_and(|c| normalize_typ(c) == "jwt");
     if unsupported {
         return Err(AuthError::invalid(InvalidReason::UnsupportedHeader));
     }
@@ -492,15 +482,7 @@ pub(crate) fn parse_jws(token: &str) -> Result<Jws<'_>, AuthError> {
     };
     let signature = decode_segment(signature)?;
     // `iss` only routes the token to candidate plans; it is trusted after verification.
-    Ok(Jws {
-        alg,
-        kid,
-        typ,
-        iss: None,
-        signing_input,
-        payload,
-        signature,
-    })
+    Ok(Jws { alg, kid, typ, iss: None, signing_input, payload, signature })
 }
 
 impl Jws<'_> {
@@ -520,13 +502,23 @@ impl Jws<'_> {
 
 /// Result of looking for a key and checking the signature with one plan's keys.
 pub(crate) enum SignatureCheck {
-    Valid,
+    /// Verified with a key of this snapshot of the source's keys.
+    Valid(Arc<KeySet>),
     Invalid(AuthError),
     /// The keys must be (re)fetched first; call again with `may_wait = false` once it resolves.
     Wait(KeyWait),
 }
 
 impl KeySource {
+    /// Whether `set` is still this source's current key set (so a token it verified still
+    /// verifies). Lock-free; no reference count is taken.
+    pub(crate) fn is_current(&self, set: &Arc<KeySet>) -> bool {
+        match &self.0 {
+            Source::Static(own) => Arc::ptr_eq(own, set),
+            Source::Jwks(cache) => cache.is_current(set),
+        }
+    }
+
     /// Check the token's signature against this source, for a plan allowing `algorithms`.
     pub(crate) fn check(
         &self,
@@ -561,19 +553,15 @@ impl KeySource {
     }
 }
 
-fn verify_with(set: &KeySet, jws: &Jws<'_>) -> SignatureCheck {
+fn verify_with(set: &Arc<KeySet>, jws: &Jws<'_>) -> SignatureCheck {
     let mut tried = false;
     for key in set.candidates(jws.kid.as_deref(), jws.alg) {
         tried = true;
         if verify_signature(key, jws.alg, jws.signing_input.as_bytes(), &jws.signature) {
-            return SignatureCheck::Valid;
+            return SignatureCheck::Valid(set.clone());
         }
     }
-    let reason = if tried {
-        InvalidReason::BadSignature
-    } else {
-        InvalidReason::UnknownKey
-    };
+    let reason = if tried { InvalidReason::BadSignature } else { InvalidReason::UnknownKey };
     SignatureCheck::Invalid(AuthError::invalid(reason))
 }
 
@@ -611,35 +599,7 @@ impl ClaimRules {
         if !typ_ok {
             return Err(invalid(InvalidReason::UnsupportedHeader));
         }
-        let now = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
-        match number("exp") {
-            Some(exp) if now >= exp + self.leeway => return Err(invalid(InvalidReason::Expired)),
-            Some(exp)
-                if self
-                    .max_lifetime
-                    .is_some_and(|max| exp - now > max + self.leeway) =>
-            {
-                return Err(invalid(InvalidReason::LifetimeTooLong));
-            }
-            Some(_) => {}
-            None if self.require_exp => return Err(invalid(InvalidReason::MissingClaim)),
-            None => {}
-        }
-        if number("nbf").is_some_and(|nbf| now + self.leeway < nbf) {
-            return Err(invalid(InvalidReason::NotYetValid));
-        }
-        if let Some(iat) = number("iat") {
-            if iat < 0.0 {
-                return Err(invalid(InvalidReason::WrongClaimType));
-            }
-            if iat > now + self.leeway {
-                return Err(invalid(InvalidReason::IssuedInFuture));
-            }
-        }
+        self.check_times(claims, now)?;
         if !self.issuers.is_empty() {
             match claims.get("iss").and_then(Value::as_str) {
                 None => return Err(invalid(InvalidReason::MissingClaim)),
@@ -659,6 +619,39 @@ impl ClaimRules {
             };
             if !ok {
                 return Err(invalid(InvalidReason::AudienceNotAccepted));
+            }
+        }
+        Ok(())
+    }
+
+    /// The time-dependent checks (`exp`, `nbf`, `iat`, lifetime): the only ones that can change
+    /// for a token already verified, so the only ones repeated on a token-cache hit.
+    pub(crate) fn check_times(
+        &self,
+        claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        let invalid = AuthError::invalid;
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+        match number("exp") {
+            Some(exp) if now >= exp + self.leeway => return Err(invalid(InvalidReason::Expired)),
+            Some(exp) if self.max_lifetime.is_some_and(|max| exp - now > max + self.leeway) => {
+                return Err(invalid(InvalidReason::LifetimeTooLong));
+            }
+            Some(_) => {}
+            None if self.require_exp => return Err(invalid(InvalidReason::MissingClaim)),
+            None => {}
+        }
+        if number("nbf").is_some_and(|nbf| now + self.leeway < nbf) {
+            return Err(invalid(InvalidReason::NotYetValid));
+        }
+        if let Some(iat) = number("iat") {
+            if iat < 0.0 {
+                return Err(invalid(InvalidReason::WrongClaimType));
+            }
+            if iat > now + self.leeway {
+                return Err(invalid(InvalidReason::IssuedInFuture));
             }
         }
         Ok(())
@@ -686,11 +679,7 @@ impl ClaimRules {
             ScopeMode::All => self.required_scopes.iter().all(has),
             ScopeMode::Any => self.required_scopes.iter().any(has),
         };
-        if ok {
-            Ok(())
-        } else {
-            Err(AuthError::new(AuthErrorKind::InsufficientScope))
-        }
+        if ok { Ok(()) } else { Err(AuthError::new(AuthErrorKind::InsufficientScope)) }
     }
 
     /// The client id: the configured claim, else `client_id`, else `azp`.
@@ -698,12 +687,7 @@ impl ClaimRules {
         &self,
         claims: &'c Map<String, Value>,
     ) -> Result<&'c str, AuthError> {
-        let read = |name: &str| {
-            claims
-                .get(name)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        };
+        let read = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
         let found = match &self.client_id_claim {
             Some(name) => read(name),
             None => read("client_id").or_else(|| read("azp")),
@@ -774,9 +758,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(v.into())
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
-        serde_json::Number::from_f64(v)
-            .map(Value::Number)
-            .ok_or_else(|| E::custom("non-finite"))
+        serde_json::Number::from_f64(v).map(Value::Number).ok_or_else(|| E::custom("non-finite"))
     }
     fn visit_str<E>(self, v: &str) -> Result<Value, E> {
         Ok(Value::String(v.to_owned()))
@@ -838,11 +820,7 @@ mod tests {
             format!("{}=.{}.c2ln", seg(r#"{"alg":"RS256"}"#), seg("{}")),
             ".".repeat(10_000),
         ] {
-            assert_eq!(
-                reason(parse_jws(&bad)),
-                Some(InvalidReason::Malformed),
-                "{bad:.40}"
-            );
+            assert_eq!(reason(parse_jws(&bad)), Some(InvalidReason::Malformed), "{bad:.40}");
         }
     }
 
@@ -853,46 +831,21 @@ mod tests {
             (r#"{"alg":"rs256"}"#, InvalidReason::AlgorithmNotAllowed),
             (r#"{"alg":["RS256"]}"#, InvalidReason::AlgorithmNotAllowed),
             (r#"{}"#, InvalidReason::AlgorithmNotAllowed),
-            (
-                r#"{"alg":"RS256","crit":["exp"]}"#,
-                InvalidReason::UnsupportedHeader,
-            ),
-            (
-                r#"{"alg":"RS256","b64":false}"#,
-                InvalidReason::UnsupportedHeader,
-            ),
-            (
-                r#"{"alg":"RS256","zip":"DEF"}"#,
-                InvalidReason::UnsupportedHeader,
-            ),
-            (
-                r#"{"alg":"RS256","cty":"JWT"}"#,
-                InvalidReason::UnsupportedHeader,
-            ),
+            (r#"{"alg":"RS256","crit":["exp"]}"#, InvalidReason::UnsupportedHeader),
+            (r#"{"alg":"RS256","b64":false}"#, InvalidReason::UnsupportedHeader),
+            (r#"{"alg":"RS256","zip":"DEF"}"#, InvalidReason::UnsupportedHeader),
+            (r#"{"alg":"RS256","cty":"JWT"}"#, InvalidReason::UnsupportedHeader),
             (r#"{"alg":"RS256","kid":1}"#, InvalidReason::BadKeyId),
             (r#"{"alg":"RS256","alg":"none"}"#, InvalidReason::Malformed),
-            (
-                r#"{"alg":"RS256","\u0061lg":"RS256"}"#,
-                InvalidReason::Malformed,
-            ),
+            (r#"{"alg":"RS256","\u0061lg":"RS256"}"#, InvalidReason::Malformed),
             ("[1]", InvalidReason::Malformed),
             (r#"{"alg":"RS256"}x"#, InvalidReason::Malformed),
         ];
         for (header, want) in cases {
-            assert_eq!(
-                reason(parse_jws(&token(header, "{}"))),
-                Some(want),
-                "{header}"
-            );
+            assert_eq!(reason(parse_jws(&token(header, "{}"))), Some(want), "{header}");
         }
-        let long_kid = format!(
-            r#"{{"alg":"RS256","kid":"{}"}}"#,
-            "k".repeat(MAX_KID_BYTES + 1)
-        );
-        assert_eq!(
-            reason(parse_jws(&token(&long_kid, "{}"))),
-            Some(InvalidReason::BadKeyId)
-        );
+        let long_kid = format!(r#"{{"alg":"RS256","kid":"{}"}}"#, "k".repeat(MAX_KID_BYTES + 1));
+        assert_eq!(reason(parse_jws(&token(&long_kid, "{}"))), Some(InvalidReason::BadKeyId));
     }
 
     #[test]
@@ -910,11 +863,7 @@ mod tests {
             let t = token(r#"{"alg":"RS256"}"#, payload);
             let mut jws = parse_jws(&t).unwrap();
             let err = jws.claims().unwrap_err();
-            assert_eq!(
-                err.reason(),
-                Some(InvalidReason::WrongClaimType),
-                "{payload}"
-            );
+            assert_eq!(err.reason(), Some(InvalidReason::WrongClaimType), "{payload}");
         }
         let t = token(r#"{"alg":"RS256"}"#, r#"{"sub":"a","sub":"b"}"#);
         assert_eq!(
@@ -948,29 +897,21 @@ mod tests {
         let base = r#""iss":"https://idp","aud":"api://a""#;
         // exp == now - 60: expired (exclusive); one second later it was still valid.
         assert_eq!(
-            check(&format!(r#"{{{base},"exp":1000}}"#), 1060)
-                .unwrap_err()
-                .reason(),
+            check(&format!(r#"{{{base},"exp":1000}}"#), 1060).unwrap_err().reason(),
             Some(InvalidReason::Expired)
         );
         assert!(check(&format!(r#"{{{base},"exp":1000}}"#), 1059).is_ok());
         assert!(check(&format!(r#"{{{base},"exp":2000,"nbf":1060}}"#), 1000).is_ok());
         assert_eq!(
-            check(&format!(r#"{{{base},"exp":2000,"nbf":1061}}"#), 1000)
-                .unwrap_err()
-                .reason(),
+            check(&format!(r#"{{{base},"exp":2000,"nbf":1061}}"#), 1000).unwrap_err().reason(),
             Some(InvalidReason::NotYetValid)
         );
         assert_eq!(
-            check(&format!(r#"{{{base},"exp":2000,"iat":1061}}"#), 1000)
-                .unwrap_err()
-                .reason(),
+            check(&format!(r#"{{{base},"exp":2000,"iat":1061}}"#), 1000).unwrap_err().reason(),
             Some(InvalidReason::IssuedInFuture)
         );
         assert_eq!(
-            check(&format!(r#"{{{base},"exp":0}}"#), 1000)
-                .unwrap_err()
-                .reason(),
+            check(&format!(r#"{{{base},"exp":0}}"#), 1000).unwrap_err().reason(),
             Some(InvalidReason::Expired)
         );
         assert_eq!(
@@ -989,27 +930,19 @@ mod tests {
             Some(InvalidReason::MissingClaim)
         );
         assert_eq!(
-            ok(r#"{"exp":2000,"iss":"https://idp/","aud":"api://a"}"#)
-                .unwrap_err()
-                .reason(),
+            ok(r#"{"exp":2000,"iss":"https://idp/","aud":"api://a"}"#).unwrap_err().reason(),
             Some(InvalidReason::IssuerNotAccepted)
         );
         assert_eq!(
-            ok(r#"{"exp":2000,"iss":"https://idp"}"#)
-                .unwrap_err()
-                .reason(),
+            ok(r#"{"exp":2000,"iss":"https://idp"}"#).unwrap_err().reason(),
             Some(InvalidReason::MissingClaim)
         );
         assert_eq!(
-            ok(r#"{"exp":2000,"iss":"https://idp","aud":[]}"#)
-                .unwrap_err()
-                .reason(),
+            ok(r#"{"exp":2000,"iss":"https://idp","aud":[]}"#).unwrap_err().reason(),
             Some(InvalidReason::AudienceNotAccepted)
         );
         assert_eq!(
-            ok(r#"{"exp":2000,"iss":"https://idp","aud":"API://A"}"#)
-                .unwrap_err()
-                .reason(),
+            ok(r#"{"exp":2000,"iss":"https://idp","aud":"API://A"}"#).unwrap_err().reason(),
             Some(InvalidReason::AudienceNotAccepted)
         );
     }
@@ -1022,49 +955,27 @@ mod tests {
             .required_scopes(["read", "write"], ScopeMode::All)
             .compile("p")
             .unwrap();
-        assert!(
-            all.check_scopes(&claims(serde_json::json!({"scope": "read write"})))
-                .is_ok()
-        );
-        assert!(
-            all.check_scopes(&claims(serde_json::json!({"scp": ["write", "read"]})))
-                .is_ok()
-        );
-        let err = all
-            .check_scopes(&claims(serde_json::json!({"scope": "read"})))
-            .unwrap_err();
+        assert!(all.check_scopes(&claims(serde_json::json!({"scope": "read write"}))).is_ok());
+        assert!(all.check_scopes(&claims(serde_json::json!({"scp": ["write", "read"]}))).is_ok());
+        let err = all.check_scopes(&claims(serde_json::json!({"scope": "read"}))).unwrap_err();
         assert_eq!(err.kind(), AuthErrorKind::InsufficientScope);
         assert_eq!(
-            all.client_id(&claims(serde_json::json!({"azp": "a", "client_id": "c"})))
-                .unwrap(),
+            all.client_id(&claims(serde_json::json!({"azp": "a", "client_id": "c"}))).unwrap(),
             "c"
         );
-        assert_eq!(
-            all.client_id(&claims(serde_json::json!({"azp": "a"})))
-                .unwrap(),
-            "a"
-        );
-        assert!(
-            all.client_id(&claims(serde_json::json!({"client_id": ""})))
-                .is_err()
-        );
+        assert_eq!(all.client_id(&claims(serde_json::json!({"azp": "a"}))).unwrap(), "a");
+        assert!(all.client_id(&claims(serde_json::json!({"client_id": ""}))).is_err());
     }
 
     #[test]
     fn algorithms_must_fit_the_key() {
         let hmac = JwtSettings::new(KeySource::hmac_secret([1u8; 32]));
-        assert!(matches!(
-            hmac.clone().compile("p"),
-            Err(ConfigError::AlgorithmKeyMismatch { .. })
-        ));
+        assert!(matches!(hmac.clone().compile("p"), Err(ConfigError::AlgorithmKeyMismatch { .. })));
         assert!(matches!(
             hmac.algorithms([Algorithm::HS512]).compile("p"),
             Err(ConfigError::WeakHmacSecret { min: 64, .. })
         ));
         let none = JwtSettings::new(KeySource::hmac_secret([1u8; 32])).algorithms([]);
-        assert!(matches!(
-            none.compile("p"),
-            Err(ConfigError::NoAlgorithms(_))
-        ));
+        assert!(matches!(none.compile("p"), Err(ConfigError::NoAlgorithms(_))));
     }
 }

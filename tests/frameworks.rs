@@ -75,7 +75,8 @@ async fn axum_router_over_real_http() {
     let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(body["error"], "JWT_MISSING_TOKEN");
 
-    let res = client.get(&url).bearer_auth("a.b.c").header("accept", "text/plain").send().await.unwrap();
+    let res =
+        client.get(&url).bearer_auth("a.b.c").header("accept", "text/plain").send().await.unwrap();
     assert_eq!(res.status(), 401);
     assert!(res.text().await.unwrap().starts_with("JWT_INVALID_TOKEN"));
 }
@@ -85,9 +86,12 @@ async fn axum_router_over_real_http() {
 async fn axum_extractors_with_the_feature() {
     let (_idp, layer) = layer().await;
     let app = axum::Router::new()
-        .route("/ctx", get(|ctx: PlanContext, claims: VerifiedClaims| async move {
-            format!("{}:{}", ctx.plan_id(), claims.get_str("sub").unwrap_or(""))
-        }))
+        .route(
+            "/ctx",
+            get(|ctx: PlanContext, claims: VerifiedClaims| async move {
+                format!("{}:{}", ctx.plan_id(), claims.get_str("sub").unwrap_or(""))
+            }),
+        )
         .route("/unprotected", get(|ctx: PlanContext| async move { ctx.plan_id().to_owned() }));
     let protected = app.clone().layer(layer);
     let send = |app: axum::Router, uri: &str, token: Option<String>| {
@@ -105,9 +109,9 @@ async fn axum_extractors_with_the_feature() {
 
 #[tokio::test]
 async fn tonic_health_server_answers_grpc_status() {
+    use tonic_health::pb::HealthCheckRequest;
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    use tonic_health::pb::HealthCheckRequest;
 
     let (_idp, layer) = layer().await;
     let (reporter, health) = tonic_health::server::health_reporter();

@@ -30,10 +30,7 @@ impl SubscriptionResolver for CountingStore {
 
 impl CountingStore {
     fn with(subs: impl IntoIterator<Item = Subscription>) -> Self {
-        Self {
-            store: InMemoryResolver::new(subs),
-            lookups: Arc::default(),
-        }
+        Self { store: InMemoryResolver::new(subs), lookups: Arc::default() }
     }
     fn lookups(&self) -> usize {
         self.lookups.load(Ordering::SeqCst)
@@ -61,10 +58,7 @@ async fn jwks_cache(server: &JwksServer) -> JwksCache {
         .min_refetch_interval(Duration::from_millis(200))
         .build()
         .unwrap();
-    assert!(
-        cache.wait_ready(Duration::from_secs(5)).await,
-        "JWKS never loaded"
-    );
+    assert!(cache.wait_ready(Duration::from_secs(5)).await, "JWKS never loaded");
     cache
 }
 
@@ -76,19 +70,10 @@ fn gold(cache: &JwksCache) -> JwtSettings {
 }
 
 fn layer(plans: Vec<Plan>, store: &CountingStore) -> JwtPlanLayer<CountingStore> {
-    JwtPlanLayer::builder("echo")
-        .plans(plans)
-        .resolver(store.clone())
-        .build()
-        .unwrap()
+    JwtPlanLayer::builder("echo").plans(plans).resolver(store.clone()).build().unwrap()
 }
 
-async fn setup() -> (
-    JwksServer,
-    JwksCache,
-    CountingStore,
-    JwtPlanLayer<CountingStore>,
-) {
+async fn setup() -> (JwksServer, JwksCache, CountingStore, JwtPlanLayer<CountingStore>) {
     let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
     let cache = jwks_cache(&server).await;
     let store = CountingStore::with([accepted("gold", CLIENT)]);
@@ -105,30 +90,15 @@ async fn valid_token_passes_with_context_and_claims() {
     assert_eq!(seen.calls(), 1);
     assert_eq!(store.lookups(), 1);
     let parts = seen.last();
-    let ctx = parts
-        .extensions
-        .get::<PlanContext>()
-        .expect("plan context injected");
+    let ctx = parts.extensions.get::<PlanContext>().expect("plan context injected");
     assert_eq!(
-        (
-            ctx.api_id(),
-            ctx.plan_id(),
-            ctx.application_id(),
-            ctx.client_id(),
-            ctx.user()
-        ),
+        (ctx.api_id(), ctx.plan_id(), ctx.application_id(), ctx.client_id(), ctx.user()),
         ("echo", "gold", "app-1", CLIENT, Some("alice"))
     );
     assert_eq!(ctx.subscription_id(), format!("sub-gold-{CLIENT}"));
-    let claims = parts
-        .extensions
-        .get::<VerifiedClaims>()
-        .expect("claims injected");
+    let claims = parts.extensions.get::<VerifiedClaims>().expect("claims injected");
     assert_eq!(claims.get_str("scope"), Some("read write"));
-    assert!(
-        parts.headers.contains_key("authorization"),
-        "propagated by default"
-    );
+    assert!(parts.headers.contains_key("authorization"), "propagated by default");
 }
 
 #[tokio::test]
@@ -169,14 +139,8 @@ async fn invalid_tokens_are_401_and_never_reach_the_store() {
         (other.token("k1", &claims()), InvalidReason::BadSignature),
         (rsa().token("k1", &expired), InvalidReason::Expired),
         (rsa().token("k1", &wrong_iss), InvalidReason::NoMatchingPlan),
-        (
-            rsa().token("k1", &wrong_aud),
-            InvalidReason::AudienceNotAccepted,
-        ),
-        (
-            rsa().token_with(Algorithm::PS256, "k1", &claims()),
-            InvalidReason::AlgorithmNotAllowed,
-        ),
+        (rsa().token("k1", &wrong_aud), InvalidReason::AudienceNotAccepted),
+        (rsa().token_with(Algorithm::PS256, "k1", &claims()), InvalidReason::AlgorithmNotAllowed),
         (format!("{head}."), InvalidReason::Malformed),
         ("not-a-jwt".to_string(), InvalidReason::Malformed),
         (
@@ -186,21 +150,14 @@ async fn invalid_tokens_are_401_and_never_reach_the_store() {
     ];
     for (token, reason) in cases {
         let res = send(&layer, &seen, bearer(&token)).await;
-        assert_eq!(
-            (res.status, res.code()),
-            (401, "JWT_INVALID_TOKEN"),
-            "{reason:?}"
-        );
+        assert_eq!((res.status, res.code()), (401, "JWT_INVALID_TOKEN"), "{reason:?}");
         assert_eq!(res.reason(), Some(reason));
         let challenge = res.challenge().unwrap();
         assert!(
             challenge.starts_with(r#"Bearer error="invalid_token", error_description=""#),
             "{challenge}"
         );
-        assert!(
-            !res.body.to_string().contains(&token[..20.min(token.len())]),
-            "token echoed"
-        );
+        assert!(!res.body.to_string().contains(&token[..20.min(token.len())]), "token echoed");
     }
     assert_eq!((seen.calls(), store.lookups()), (0, 0));
 }
@@ -212,10 +169,7 @@ async fn hs256_signed_with_the_rsa_public_key_is_refused() {
     let confused = Signer::hmac(jwk.to_string().as_bytes());
     let token = confused.token_with(Algorithm::HS256, "k1", &claims());
     let res = send(&layer, &Seen::default(), bearer(&token)).await;
-    assert_eq!(
-        (res.status, res.reason()),
-        (401, Some(InvalidReason::AlgorithmNotAllowed))
-    );
+    assert_eq!((res.status, res.reason()), (401, Some(InvalidReason::AlgorithmNotAllowed)));
 }
 
 #[tokio::test]
@@ -235,17 +189,9 @@ async fn missing_scope_is_403_insufficient_scope() {
     let store = CountingStore::with([accepted("gold", CLIENT)]);
     let settings = gold(&cache).required_scopes(["admin"], ScopeMode::All);
     let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa().token("k1", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
     assert_eq!((res.status, res.code()), (403, "JWT_INSUFFICIENT_SCOPE"));
-    assert_eq!(
-        res.challenge(),
-        Some(r#"Bearer error="insufficient_scope""#)
-    );
+    assert_eq!(res.challenge(), Some(r#"Bearer error="insufficient_scope""#));
     assert_eq!(store.lookups(), 0, "scope is checked before the store");
 }
 
@@ -262,10 +208,7 @@ async fn store_failure_is_503_resolution_failure() {
         .unwrap();
     let seen = Seen::default();
     let res = send(&layer, &seen, bearer(&rsa().token("k1", &claims()))).await;
-    assert_eq!(
-        (res.status, res.code()),
-        (503, "GATEWAY_PLAN_RESOLUTION_FAILURE")
-    );
+    assert_eq!((res.status, res.code()), (503, "GATEWAY_PLAN_RESOLUTION_FAILURE"));
     assert_eq!(res.headers["retry-after"], "5");
     let source = std::error::Error::source(res.error.as_ref().unwrap()).unwrap();
     assert_eq!(source.to_string(), "subscription store failed");
@@ -286,37 +229,19 @@ async fn slow_store_times_out_to_503() {
         .resolver_timeout(Duration::from_millis(100))
         .build()
         .unwrap();
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa().token("k1", &claims())),
-    )
-    .await;
-    assert_eq!(
-        (res.status, res.code()),
-        (503, "GATEWAY_PLAN_RESOLUTION_FAILURE")
-    );
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
+    assert_eq!((res.status, res.code()), (503, "GATEWAY_PLAN_RESOLUTION_FAILURE"));
 }
 
 #[tokio::test]
 async fn idp_unreachable_before_any_keys_is_503_jwks_unavailable() {
     // A port with nothing listening: bind, read the address, drop the listener.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let cache = JwksCache::builder(format!("http://{addr}/jwks"))
-        .build()
-        .unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let cache = JwksCache::builder(format!("http://{addr}/jwks")).build().unwrap();
     let store = CountingStore::with([accepted("gold", CLIENT)]);
     let layer = layer(vec![Plan::jwt("gold", "Gold", gold(&cache))], &store);
     let started = std::time::Instant::now();
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa().token("k1", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
     assert_eq!((res.status, res.code()), (503, "JWKS_UNAVAILABLE"));
     assert_eq!(res.headers["retry-after"], "5");
     assert!(started.elapsed() < DEFAULT_FETCH_TIMEOUT + Duration::from_secs(1));
@@ -333,20 +258,12 @@ async fn idp_failure_after_caching_keeps_known_keys() {
     let res = send(&layer, &Seen::default(), bearer(&unknown)).await;
     assert_eq!(res.reason(), Some(InvalidReason::UnknownKey));
     assert!(cache.stats().failures >= 1);
-    for body in [
-        Jwks::Body("<html>oops</html>"),
-        Jwks::Keys(json!({"keys": []})),
-    ] {
+    for body in [Jwks::Body("<html>oops</html>"), Jwks::Keys(json!({"keys": []}))] {
         server.set(body);
         tokio::time::sleep(Duration::from_millis(250)).await;
         let _ = send(&layer, &Seen::default(), bearer(&unknown)).await;
     }
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa().token("k1", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
     assert_eq!(res.status, 200, "known key kept through IdP failures");
 }
 
@@ -356,12 +273,7 @@ async fn rotated_key_works_at_once_and_kid_floods_are_rate_limited() {
     let fetches_before = server.hits();
     server.set(Jwks::Keys(jwks_of(&[(rsa(), "k1"), (rsa2(), "k2")])));
     past_refetch_window().await;
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa2().token("k2", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa2().token("k2", &claims()))).await;
     assert_eq!(res.status, 200, "new kid picked up by one refetch");
     assert_eq!(server.hits(), fetches_before + 1);
 
@@ -370,22 +282,14 @@ async fn rotated_key_works_at_once_and_kid_floods_are_rate_limited() {
     let floods = (0..50).map(|i| {
         let layer = layer.clone();
         tokio::spawn(async move {
-            send(
-                &layer,
-                &Seen::default(),
-                bearer(&rsa().token(&format!("random-{i}"), &claims())),
-            )
-            .await
+            send(&layer, &Seen::default(), bearer(&rsa().token(&format!("random-{i}"), &claims())))
+                .await
         })
     });
     for res in futures_join(floods).await {
         assert_eq!(res.status, 401);
     }
-    assert!(
-        server.hits() - before <= 1,
-        "{} fetches for a kid flood",
-        server.hits() - before
-    );
+    assert!(server.hits() - before <= 1, "{} fetches for a kid flood", server.hits() - before);
     assert_eq!(cache.key_ids().len(), 2);
 }
 
@@ -405,19 +309,9 @@ async fn removed_key_is_refused() {
     server.set(Jwks::Keys(jwks_of(&[(rsa2(), "k2")])));
     past_refetch_window().await;
     // The unknown kid k2 triggers the refetch that also drops k1.
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa2().token("k2", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa2().token("k2", &claims()))).await;
     assert_eq!(res.status, 200);
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&rsa().token("k1", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
     assert_eq!(res.status, 401);
 }
 
@@ -463,10 +357,7 @@ async fn subscription_statuses_and_dates() {
         (with_status(SubscriptionStatus::Closed), 403),
         (base.clone().starting_at(now + hour), 403),
         (base.clone().ending_at(now - hour), 403),
-        (
-            base.clone().starting_at(now - hour).ending_at(now + hour),
-            200,
-        ),
+        (base.clone().starting_at(now - hour).ending_at(now + hour), 200),
     ];
     for (sub, want) in cases {
         let store = CountingStore::with([sub.clone()]);
@@ -499,27 +390,12 @@ async fn several_plans_issuer_routing_and_subscription_decides() {
         &store,
     );
     let token = |signer: &Signer, kid, iss, client| {
-        signer.token(
-            kid,
-            &json!({"iss": iss, "client_id": client, "exp": now() + 60}),
-        )
+        signer.token(kid, &json!({"iss": iss, "client_id": client, "exp": now() + 60}))
     };
     let cases = [
-        (
-            token(rsa(), "a1", "https://a.test", "ca"),
-            200,
-            Some("gold"),
-        ),
-        (
-            token(rsa2(), "b1", "https://b.test", "cb"),
-            200,
-            Some("bronze"),
-        ),
-        (
-            token(rsa(), "a1", "https://a.test", "cs"),
-            200,
-            Some("silver"),
-        ),
+        (token(rsa(), "a1", "https://a.test", "ca"), 200, Some("gold")),
+        (token(rsa2(), "b1", "https://b.test", "cb"), 200, Some("bronze")),
+        (token(rsa(), "a1", "https://a.test", "cs"), 200, Some("silver")),
         // Issuer B's key presented as issuer A: A's plans do not have that key.
         (token(rsa2(), "b1", "https://a.test", "ca"), 401, None),
         (token(rsa(), "a1", "https://c.test", "ca"), 401, None),
@@ -529,14 +405,7 @@ async fn several_plans_issuer_routing_and_subscription_decides() {
         let res = send(&layer, &seen, bearer(&tok)).await;
         assert_eq!(res.status, status);
         if let Some(plan) = plan {
-            assert_eq!(
-                seen.last()
-                    .extensions
-                    .get::<PlanContext>()
-                    .unwrap()
-                    .plan_id(),
-                plan
-            );
+            assert_eq!(seen.last().extensions.get::<PlanContext>().unwrap().plan_id(), plan);
         }
     }
 }
@@ -553,23 +422,13 @@ async fn claims_to_headers_replace_spoofed_headers_and_auth_can_be_dropped() {
         .extract_claims(false);
     let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
     let mut req = bearer(&rsa().token("k1", &claims()));
-    req.headers_mut()
-        .insert("x-user-id", "admin".parse().unwrap());
-    req.headers_mut()
-        .append("x-user-id", "root".parse().unwrap());
-    req.headers_mut()
-        .insert("x-missing", "spoofed".parse().unwrap());
+    req.headers_mut().insert("x-user-id", "admin".parse().unwrap());
+    req.headers_mut().append("x-user-id", "root".parse().unwrap());
+    req.headers_mut().insert("x-missing", "spoofed".parse().unwrap());
     let seen = Seen::default();
     assert_eq!(send(&layer, &seen, req).await.status, 200);
     let parts = seen.last();
-    assert_eq!(
-        parts
-            .headers
-            .get_all("x-user-id")
-            .iter()
-            .collect::<Vec<_>>(),
-        ["alice"]
-    );
+    assert_eq!(parts.headers.get_all("x-user-id").iter().collect::<Vec<_>>(), ["alice"]);
     assert!(!parts.headers.contains_key("x-missing"));
     assert!(!parts.headers.contains_key("authorization"));
     assert!(parts.extensions.get::<VerifiedClaims>().is_none());
@@ -609,12 +468,8 @@ async fn every_algorithm_family_verifies() {
         };
         let settings = JwtSettings::new(KeySource::jwks(cache.clone())).algorithms([alg]);
         let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
-        let res = send(
-            &layer,
-            &Seen::default(),
-            bearer(&signer.token_with(alg, kid, &claims())),
-        )
-        .await;
+        let res =
+            send(&layer, &Seen::default(), bearer(&signer.token_with(alg, kid, &claims()))).await;
         assert_eq!(res.status, 200, "{alg:?}: {:?}", res.reason());
     }
     let secret = [42u8; 64];
@@ -622,12 +477,8 @@ async fn every_algorithm_family_verifies() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let settings = JwtSettings::new(KeySource::hmac_secret(secret)).algorithms([alg]);
         let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
-        let res = send(
-            &layer,
-            &Seen::default(),
-            bearer(&hmac.token_with(alg, "any", &claims())),
-        )
-        .await;
+        let res =
+            send(&layer, &Seen::default(), bearer(&hmac.token_with(alg, "any", &claims()))).await;
         assert_eq!(res.status, 200, "{alg:?}: {:?}", res.reason());
     }
 }
@@ -635,9 +486,7 @@ async fn every_algorithm_family_verifies() {
 #[tokio::test]
 async fn static_pem_key_source() {
     let p256 = Signer::p256();
-    let Signer::P256(kp) = &p256 else {
-        unreachable!()
-    };
+    let Signer::P256(kp) = &p256 else { unreachable!() };
     use aws_lc_rs::encoding::AsDer;
     use aws_lc_rs::signature::KeyPair;
     let der = kp.public_key().as_der().unwrap();
@@ -649,12 +498,7 @@ async fn static_pem_key_source() {
         JwtSettings::new(KeySource::public_key_pem(&pem).unwrap()).algorithms([Algorithm::ES256]);
     let store = CountingStore::with([accepted("gold", CLIENT)]);
     let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
-    let res = send(
-        &layer,
-        &Seen::default(),
-        bearer(&p256.token("whatever", &claims())),
-    )
-    .await;
+    let res = send(&layer, &Seen::default(), bearer(&p256.token("whatever", &claims()))).await;
     assert_eq!(res.status, 200, "{:?}", res.reason());
     let wrong =
         JwtSettings::new(KeySource::public_key_pem(&pem).unwrap()).algorithms([Algorithm::RS256]);
@@ -679,38 +523,18 @@ async fn keyless_next_to_jwt_is_refused_at_build_and_redeploy() {
         .unwrap_err();
     assert!(err.to_string().contains("keyless") && err.to_string().contains("`open`"));
     // A refused redeploy leaves the old plans serving.
-    assert!(
-        layer
-            .redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache)), keyless])
-            .is_err()
-    );
+    assert!(layer.redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache)), keyless]).is_err());
     let token = rsa().token("k1", &claims());
-    assert_eq!(
-        send(&layer, &Seen::default(), bearer(&token)).await.status,
-        200
-    );
+    assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
     // A request without a token never passes, even with only a staging keyless plan left.
     layer
-        .redeploy(vec![Plan::new(
-            "open",
-            "Open",
-            PlanStatus::Staging,
-            PlanSecurity::Keyless,
-        )])
+        .redeploy(vec![Plan::new("open", "Open", PlanStatus::Staging, PlanSecurity::Keyless)])
         .unwrap();
     assert_eq!(send(&layer, &Seen::default(), no_token()).await.status, 401);
-    assert_eq!(
-        send(&layer, &Seen::default(), bearer(&token)).await.status,
-        401
-    );
+    assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 401);
     // And a good redeploy takes effect at once.
-    layer
-        .redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache))])
-        .unwrap();
-    assert_eq!(
-        send(&layer, &Seen::default(), bearer(&token)).await.status,
-        200
-    );
+    layer.redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache))]).unwrap();
+    assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
 }
 
 #[tokio::test]
@@ -719,10 +543,8 @@ async fn pinned_clock_controls_expiry() {
     let cache = jwks_cache(&server).await;
     let store = CountingStore::with([accepted("gold", CLIENT)]);
     let at = |secs: u64| move || UNIX_EPOCH + Duration::from_secs(secs);
-    let token = rsa().token(
-        "k1",
-        &json!({"iss": ISS, "aud": AUD, "client_id": CLIENT, "exp": 1_000_000}),
-    );
+    let token =
+        rsa().token("k1", &json!({"iss": ISS, "aud": AUD, "client_id": CLIENT, "exp": 1_000_000}));
     for (now, want) in [(999_000, 200), (1_000_059, 200), (1_000_060, 401)] {
         let layer = JwtPlanLayer::builder("echo")
             .plan(Plan::jwt("gold", "Gold", gold(&cache)))
@@ -730,11 +552,7 @@ async fn pinned_clock_controls_expiry() {
             .clock(at(now))
             .build()
             .unwrap();
-        assert_eq!(
-            send(&layer, &Seen::default(), bearer(&token)).await.status,
-            want,
-            "now={now}"
-        );
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, want, "now={now}");
     }
 }
 
@@ -749,4 +567,100 @@ async fn grpc_requests_get_grpc_status() {
     let res = send(&layer, &Seen::default(), req).await;
     assert_eq!(res.status, 200);
     assert_eq!(res.headers["grpc-status"], "16");
+}
+
+mod token_cache {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    #[tokio::test]
+    async fn only_granted_tokens_enter_and_hits_recheck_time_and_subscription() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let store = CountingStore::with([accepted("gold", CLIENT)]);
+        let clock = Arc::new(AtomicU64::new(1_000_000));
+        let now = clock.clone();
+        let layer = JwtPlanLayer::builder("echo")
+            .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+            .resolver(store.clone())
+            .clock(move || UNIX_EPOCH + Duration::from_secs(now.load(Ordering::SeqCst)))
+            .build()
+            .unwrap();
+        let mut c = claims();
+        c["exp"] = json!(1_000_100);
+        c["iat"] = json!(999_990);
+        let token = rsa().token("k1", &c);
+
+        // Invalid and unsubscribed tokens never enter.
+        let mut stranger = c.clone();
+        stranger["client_id"] = json!("stranger");
+        for bad in [Signer::rsa().token("k1", &c), rsa().token("k1", &stranger), "x.y.z".into()] {
+            assert_ne!(send(&layer, &Seen::default(), bearer(&bad)).await.status, 200);
+        }
+        assert_eq!(layer.cached_tokens(), 0);
+
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
+        assert_eq!(layer.cached_tokens(), 1);
+        let seen = Seen::default();
+        assert_eq!(send(&layer, &seen, bearer(&token)).await.status, 200, "cache hit passes");
+        let ctx = seen.last().extensions.get::<PlanContext>().cloned().unwrap();
+        assert_eq!((ctx.client_id(), ctx.user()), (CLIENT, Some("alice")));
+        assert_eq!(store.lookups(), 3, "the subscription is resolved on every request");
+
+        // Time moves past exp + leeway: the cached entry does not save the token.
+        clock.store(1_000_160, Ordering::SeqCst);
+        let res = send(&layer, &Seen::default(), bearer(&token)).await;
+        assert_eq!((res.status, res.reason()), (401, Some(InvalidReason::Expired)));
+
+        // Back in time, then the subscription is closed: refused at once despite the cache.
+        clock.store(1_000_000, Ordering::SeqCst);
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
+        store.store.replace_all([]);
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 403);
+    }
+
+    #[tokio::test]
+    async fn redeploy_and_key_removal_invalidate_cached_tokens() {
+        let (server, cache, store, layer) = setup().await;
+        let token = rsa().token("k1", &claims());
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
+        assert_eq!(layer.cached_tokens(), 1);
+
+        // The plan now demands another audience: the cached verdict must not survive.
+        let stricter =
+            JwtSettings::new(KeySource::jwks(cache.clone())).issuer(ISS).audience("api://new");
+        layer.redeploy(vec![Plan::jwt("gold", "Gold", stricter)]).unwrap();
+        let res = send(&layer, &Seen::default(), bearer(&token)).await;
+        assert_eq!(res.reason(), Some(InvalidReason::AudienceNotAccepted));
+
+        layer.redeploy(vec![Plan::jwt("gold", "Gold", gold(&cache))]).unwrap();
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 200);
+        server.set(Jwks::Keys(jwks_of(&[(rsa2(), "k2")])));
+        past_refetch_window().await;
+        assert_eq!(
+            send(&layer, &Seen::default(), bearer(&rsa2().token("k2", &claims()))).await.status,
+            200
+        );
+        let res = send(&layer, &Seen::default(), bearer(&token)).await;
+        assert_eq!(res.status, 401, "a key gone from the JWKS takes its cached tokens with it");
+        let _ = store;
+    }
+
+    #[tokio::test]
+    async fn disabled_cache_holds_nothing() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let store = CountingStore::with([accepted("gold", CLIENT)]);
+        let layer = JwtPlanLayer::builder("echo")
+            .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+            .resolver(store)
+            .token_cache(TokenCacheConfig::disabled())
+            .build()
+            .unwrap();
+        assert_eq!(
+            send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await.status,
+            200
+        );
+        assert_eq!(layer.cached_tokens(), 0);
+    }
 }

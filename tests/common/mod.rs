@@ -27,10 +27,7 @@ pub fn b64(bytes: impl AsRef<[u8]>) -> String {
 }
 
 pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 /// A signing key of one kind, with its public JWK.
@@ -208,9 +205,7 @@ impl JwksServer {
     }
 
     pub fn set_delay(&self, delay: Duration) {
-        self.state
-            .delay_ms
-            .store(delay.as_millis() as u64, Ordering::SeqCst);
+        self.state.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn hits(&self) -> usize {
@@ -248,11 +243,7 @@ impl Seen {
         self.calls.load(Ordering::SeqCst)
     }
     pub fn last(&self) -> http::request::Parts {
-        self.last
-            .lock()
-            .unwrap()
-            .clone()
-            .expect("inner service was called")
+        self.last.lock().unwrap().clone().expect("inner service was called")
     }
 }
 
@@ -270,9 +261,7 @@ impl Answer {
         self.body["error"].as_str().unwrap_or("")
     }
     pub fn challenge(&self) -> Option<&str> {
-        self.headers
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap())
+        self.headers.get("www-authenticate").map(|v| v.to_str().unwrap())
     }
     pub fn reason(&self) -> Option<tower_jwt_plan::InvalidReason> {
         self.error.as_ref().and_then(|e| e.reason())
@@ -294,25 +283,16 @@ where
         async move {
             seen.calls.fetch_add(1, Ordering::SeqCst);
             *seen.last.lock().unwrap() = Some(req.into_parts().0);
-            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(
-                b"{\"ok\":true}",
-            ))))
+            Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
         }
     });
-    let svc = tower::ServiceBuilder::new()
-        .layer(layer.clone())
-        .service(inner);
+    let svc = tower::ServiceBuilder::new().layer(layer.clone()).service(inner);
     let res = svc.oneshot(req).await.unwrap();
     let error = res.extensions().get::<tower_jwt_plan::AuthError>().cloned();
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body,
-        error,
-    }
+    Answer { status: parts.status.as_u16(), headers: parts.headers, body, error }
 }
 
 pub fn bearer(token: &str) -> Request<Full<Bytes>> {
@@ -324,8 +304,5 @@ pub fn bearer(token: &str) -> Request<Full<Bytes>> {
 }
 
 pub fn no_token() -> Request<Full<Bytes>> {
-    Request::builder()
-        .uri("/resource")
-        .body(Full::new(Bytes::new()))
-        .unwrap()
+    Request::builder().uri("/resource").body(Full::new(Bytes::new())).unwrap()
 }

@@ -88,6 +88,7 @@ mod jwks;
 mod key;
 mod layer;
 mod plan;
+mod resolver_cache;
 mod response;
 mod service;
 mod subscription;
@@ -108,6 +109,10 @@ pub use jwks::{
 pub use key::{MAX_CANDIDATE_KEYS, MAX_KEYS_PER_SET, MAX_KID_BYTES, MAX_RSA_BITS, MIN_RSA_BITS};
 pub use layer::{DEFAULT_RESOLVER_TIMEOUT, JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
 pub use plan::{Plan, PlanSecurity, PlanSet, PlanStatus};
+pub use resolver_cache::{
+    CachingResolver, CachingResolverBuilder, DEFAULT_RESOLVER_CACHE_ENTRIES,
+    DEFAULT_RESOLVER_NEGATIVE_TTL, DEFAULT_RESOLVER_TTL,
+};
 pub use response::{
     DefaultRejection, RenderRejection, ResponseBody, default_rejection, grpc_code_of, is_grpc,
     status_of,

@@ -198,6 +198,12 @@ pub(crate) struct Cli {
     /// Format of the log lines written to stderr.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub(crate) log_format: LogFormat,
+
+    /// For benchmarks only: forward routed requests WITHOUT the JwtPlanLayer, so the cost of
+    /// the layer can be measured against the same proxy. Anyone can then call every API: never
+    /// use it to serve traffic.
+    #[arg(long)]
+    pub(crate) benchmark_without_plans: bool,
 }
 
 /// Log line format.
@@ -504,6 +510,8 @@ struct Route {
     /// The context path without its trailing `/` (`""` for `/`).
     prefix: String,
     service: JwtPlan<Proxy, InMemoryResolver>,
+    /// The same proxy without the layer, used only by `--benchmark-without-plans`.
+    proxy: Proxy,
 }
 
 impl Generation {
@@ -756,7 +764,8 @@ fn compile(
             target: Arc::new(Target { prefix_len: prefix.len(), backend, timeout }),
             client: client.clone(),
         };
-        routes.push(Route { api: api.id.as_str().into(), prefix, service: layer.layer(proxy) });
+        let service = layer.layer(proxy.clone());
+        routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });
     }
     routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
     summary.apis = routes.len();
@@ -886,11 +895,18 @@ struct Inner {
     /// JWKS caches of the current generation, by URL; kept across reloads.
     caches: Mutex<HashMap<String, JwksCache>>,
     client: HttpClient,
+    /// `--benchmark-without-plans`: bypass the layer.
+    unprotected: bool,
 }
 
 /// Build a gateway from a configuration: validate it whole, then start the JWKS workers.
 /// Must run inside a Tokio runtime.
 pub(crate) fn build_app(config: &Config) -> Result<Gateway, String> {
+    build_app_with(config, false)
+}
+
+/// [`build_app`], optionally without the layer (`--benchmark-without-plans`).
+pub(crate) fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
     let client = http_client();
@@ -903,6 +919,7 @@ pub(crate) fn build_app(config: &Config) -> Result<Gateway, String> {
             current: ArcSwap::from_pointee(compiled.generation),
             caches: Mutex::new(compiled.caches),
             client,
+            unprotected,
         }),
     })
 }
@@ -993,8 +1010,13 @@ impl Gateway {
             // Before the layer, so that headers it sets cannot be named in `Connection`.
             strip_hop_by_hop(req.headers_mut());
             req.extensions_mut().insert(ClientAddr(peer));
-            match route.service.clone().oneshot(req).await {
-                Ok(response) => response.map(BodyExt::boxed_unsync),
+            let response = if self.inner.unprotected {
+                route.proxy.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
+            } else {
+                route.service.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
+            };
+            match response {
+                Ok(response) => response,
                 Err(never) => match never {},
             }
         } else {
@@ -1547,7 +1569,15 @@ async fn run(cli: Cli) -> Result<(), String> {
     let listener =
         TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let gateway = build_app(&config).map_err(in_file)?;
+    let gateway = if cli.benchmark_without_plans {
+        build_app_with(&config, true)
+    } else {
+        build_app(&config)
+    }
+    .map_err(in_file)?;
+    if cli.benchmark_without_plans {
+        tracing::warn!("--benchmark-without-plans: APIs are served WITHOUT authentication");
+    }
     println!("listening on http://{local}");
     tracing::info!(
         %local,

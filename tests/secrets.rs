@@ -51,10 +51,10 @@ fn forbidden(tokens: &[&str]) -> Vec<String> {
     for token in tokens {
         words.push(token.to_string());
         // Headers and payloads are public-ish, but the signature and the whole token are not.
-        if let Some((_, sig)) = token.rsplit_once('.') {
-            if sig.len() > 8 {
-                words.push(sig.to_string());
-            }
+        if let Some((_, sig)) = token.rsplit_once('.')
+            && sig.len() > 8
+        {
+            words.push(sig.to_string());
         }
     }
     words

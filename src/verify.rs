@@ -43,6 +43,10 @@ fn provider() -> &'static CryptoProvider {
     {
         &jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER
     }
+    #[cfg(not(any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+    {
+        unreachable!("no crypto backend: see the compile_error above")
+    }
 }
 
 /// Default clock leeway for `exp`, `nbf` and `iat`.

@@ -344,7 +344,8 @@ impl JwksCacheBuilder {
     pub fn build(self) -> Result<JwksCache, ConfigError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
         let (cache, worker) = self.build_with_worker()?;
-        runtime.spawn(worker.run());
+        // The worker logs under the span of whoever built the cache.
+        runtime.spawn(tracing::Instrument::instrument(worker.run(), tracing::Span::current()));
         Ok(cache)
     }
 

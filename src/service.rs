@@ -357,7 +357,12 @@ impl<R: SubscriptionResolver> Check<R> {
                 }
             }
         }
-        if !plan.settings.propagate_auth_header {
+        if plan.settings.propagate_auth_header {
+            // Logging layers further in honour this and print the value as "Sensitive".
+            if let Some(value) = parts.headers.get_mut(AUTHORIZATION) {
+                value.set_sensitive(true);
+            }
+        } else {
             parts.headers.remove(AUTHORIZATION);
         }
         if plan.settings.extract_claims {

@@ -98,7 +98,8 @@ async fn valid_token_passes_with_context_and_claims() {
     assert_eq!(ctx.subscription_id(), format!("sub-gold-{CLIENT}"));
     let claims = parts.extensions.get::<VerifiedClaims>().expect("claims injected");
     assert_eq!(claims.get_str("scope"), Some("read write"));
-    assert!(parts.headers.contains_key("authorization"), "propagated by default");
+    let auth = parts.headers.get("authorization").expect("propagated by default");
+    assert!(auth.is_sensitive(), "marked sensitive for logging layers");
 }
 
 #[tokio::test]

@@ -365,6 +365,9 @@ impl<R: SubscriptionResolver> Check<R> {
         } else {
             parts.headers.remove(AUTHORIZATION);
         }
+        if let Some(uri) = self.shared.tokens.strip_query_token(&parts.uri) {
+            parts.uri = uri;
+        }
         if plan.settings.extract_claims {
             parts.extensions.insert(VerifiedClaims::from_arc(granted.claims));
         }

@@ -9,8 +9,9 @@
 
 use std::borrow::Cow;
 
-use http::HeaderMap;
 use http::header::{AUTHORIZATION, COOKIE};
+use http::uri::PathAndQuery;
+use http::{HeaderMap, Uri};
 
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 
@@ -142,6 +143,29 @@ impl TokenSource {
     }
 }
 
+impl TokenSource {
+    /// The URI without the token's query parameter, if it carried one: a token in a URL ends up
+    /// in access logs, so it does not travel further than this layer. Other parameters, their
+    /// order and their encoding are kept as they were.
+    pub(crate) fn strip_query_token(&self, uri: &Uri) -> Option<Uri> {
+        let name = self.query_param.as_deref()?;
+        let query = uri.query()?;
+        let is_token = |kv: &&str| kv.split_once('=').map_or(*kv, |(k, _)| k) == name;
+        if !query.split('&').any(|kv| is_token(&kv)) {
+            return None;
+        }
+        let kept: Vec<&str> = query.split('&').filter(|kv| !is_token(kv)).collect();
+        let path_and_query = if kept.is_empty() {
+            uri.path().to_owned()
+        } else {
+            format!("{}?{}", uri.path(), kept.join("&"))
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(PathAndQuery::try_from(path_and_query).ok()?);
+        Uri::from_parts(parts).ok()
+    }
+}
+
 /// `Some(token)` for a bearer credential, `None` for another scheme.
 fn bearer(value: &[u8]) -> Result<Option<&str>, AuthError> {
     const SCHEME: &[u8] = b"bearer";
@@ -249,6 +273,19 @@ mod tests {
         assert_eq!(
             TokenSource::default().with_cookie("jwt").extract(&cookies, None).unwrap(),
             "a.b.c"
+        );
+    }
+
+    #[test]
+    fn query_token_is_stripped_and_the_rest_kept() {
+        let src = TokenSource::default().with_query_param("access_token");
+        let strip = |u: &str| src.strip_query_token(&u.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(strip("/a?x=1&access_token=t&y=%20").as_deref(), Some("/a?x=1&y=%20"));
+        assert_eq!(strip("/a?access_token=t").as_deref(), Some("/a"));
+        assert_eq!(strip("/a?x=1"), None);
+        assert_eq!(
+            TokenSource::default().strip_query_token(&"/a?access_token=t".parse().unwrap()),
+            None
         );
     }
 

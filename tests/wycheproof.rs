@@ -361,7 +361,6 @@ fn json_web_key() {
 }
 
 #[test]
-#[ignore = "crate bug: the ROCA-vulnerable RSA key of Wycheproof JWK tcId 7 (CVE-2017-15361) is loaded by jwk_set and its JWS verifies"]
 fn json_web_key_roca() {
     let doc = load("json_web_key_test.json");
     let group =

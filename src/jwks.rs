@@ -89,7 +89,8 @@ struct Shared {
 #[derive(Default)]
 struct Schedule {
     in_flight: bool,
-    last_start: Option<Instant>,
+    /// When the last fetch started or ended, whichever is later.
+    last_fetch: Option<Instant>,
 }
 
 /// Counters of a cache, for health checks, metrics and tests.
@@ -197,14 +198,14 @@ impl JwksCache {
             let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
             if !schedule.in_flight {
                 let budget_spent = schedule
-                    .last_start
+                    .last_fetch
                     .is_some_and(|at| at.elapsed() < shared.min_refetch_interval);
                 if budget_spent {
                     return None;
                 }
                 // Mark it now so that concurrent callers join instead of asking again.
                 schedule.in_flight = true;
-                schedule.last_start = Some(Instant::now());
+                schedule.last_fetch = Some(Instant::now());
                 shared.wake.notify_one();
             }
         }
@@ -331,7 +332,7 @@ impl JwksCacheBuilder {
             keys: ArcSwapOption::empty(),
             finished: watch::Sender::new(0),
             wake: Notify::new(),
-            schedule: Mutex::new(Schedule { in_flight: true, last_start: Some(Instant::now()) }),
+            schedule: Mutex::new(Schedule { in_flight: true, last_fetch: Some(Instant::now()) }),
             fetches: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         })
@@ -410,7 +411,7 @@ impl JwksWorker {
             {
                 let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
                 schedule.in_flight = true;
-                schedule.last_start = Some(Instant::now());
+                schedule.last_fetch = Some(Instant::now());
             }
             shared.fetches.fetch_add(1, Ordering::Relaxed);
             let outcome = tokio::select! {
@@ -439,6 +440,9 @@ impl JwksWorker {
             {
                 let mut schedule = shared.schedule.lock().unwrap_or_else(|e| e.into_inner());
                 schedule.in_flight = false;
+                // The refetch budget counts from the end of a fetch too, so a slow IdP cannot
+                // be kept busy with back-to-back fetches by a stream of unknown kids.
+                schedule.last_fetch = Some(Instant::now());
             }
             shared.finished.send_modify(|n| *n += 1);
             tokio::select! {

@@ -214,11 +214,6 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let query = SubscriptionQuery {
-                api: self.shared.api_id.clone(),
-                plan: plan.id.clone(),
-                client_id,
-            };
             let user =
                 claims.get(&plan.settings.user_claim).and_then(Value::as_str).map(str::to_owned);
             let remember = self.shared.token_cache.as_ref().map(|_| {
@@ -227,21 +222,12 @@ impl<R: SubscriptionResolver> Check<R> {
                     plan: index,
                     keys,
                     claims: claims.clone(),
-                    client_id: query.client_id.as_str().into(),
+                    client_id: client_id.as_str().into(),
                     user: user.as_deref().map(Into::into),
                 };
                 (Box::<str>::from(&*token), verified)
             });
-            let future = self.shared.resolver.resolve(query.clone());
-            self.pending = Some(Pending {
-                plan: index,
-                query,
-                claims: claims.clone(),
-                user,
-                remember,
-                from_cache: false,
-            });
-            return Step::Resolve(future);
+            return self.look_up(index, client_id, claims.clone(), user, remember);
         }
         Step::Refuse(
             self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)),
@@ -258,21 +244,30 @@ impl<R: SubscriptionResolver> Check<R> {
         {
             return None;
         }
+        let user = hit.user.as_deref().map(str::to_owned);
+        Some(self.look_up(hit.plan, hit.client_id.to_string(), hit.claims.clone(), user, None))
+    }
+
+    /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
+    /// `remember` is the verification to cache if the answer grants the request; `None` means
+    /// the verification itself came from the cache.
+    fn look_up(
+        &mut self,
+        index: usize,
+        client_id: String,
+        claims: Arc<Map<String, Value>>,
+        user: Option<String>,
+        remember: Option<(Box<str>, Verified)>,
+    ) -> Step<R::Future> {
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
-            plan: plan.id.clone(),
-            client_id: hit.client_id.to_string(),
+            plan: self.plans.served[index].id.clone(),
+            client_id,
         };
         let future = self.shared.resolver.resolve(query.clone());
-        self.pending = Some(Pending {
-            plan: hit.plan,
-            query,
-            claims: hit.claims.clone(),
-            user: hit.user.as_deref().map(str::to_owned),
-            remember: None,
-            from_cache: true,
-        });
-        Some(Step::Resolve(future))
+        let from_cache = remember.is_none() && self.shared.token_cache.is_some();
+        self.pending = Some(Pending { plan: index, query, claims, user, remember, from_cache });
+        Step::Resolve(future)
     }
 
     /// Take the store's answer for the pending plan; go on with the next plan if it is no.

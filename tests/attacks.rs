@@ -19,7 +19,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -42,41 +42,6 @@ const API_AUD: &str = "https://api.example.com";
 // ------------------------------------------------------------------------------------------
 // Harness
 // ------------------------------------------------------------------------------------------
-
-/// A store that counts lookups, so tests can prove a refused token never reached it.
-#[derive(Clone, Default)]
-struct CountingStore {
-    store: InMemoryResolver,
-    lookups: Arc<AtomicUsize>,
-}
-
-impl SubscriptionResolver for CountingStore {
-    type Future = <InMemoryResolver as SubscriptionResolver>::Future;
-    fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.store.resolve(q)
-    }
-}
-
-impl CountingStore {
-    fn with(subs: impl IntoIterator<Item = Subscription>) -> Self {
-        Self { store: InMemoryResolver::new(subs), lookups: Arc::default() }
-    }
-    fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-}
-
-fn accepted(plan: &str, client: &str) -> Subscription {
-    Subscription::new(
-        format!("sub-{plan}-{client}"),
-        "echo",
-        plan,
-        "app-1",
-        client,
-        SubscriptionStatus::Accepted,
-    )
-}
 
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)

@@ -263,21 +263,6 @@ async fn serve(mut stream: TcpStream, mode: Mode) {
 // The gateway
 // ------------------------------------------------------------------------------------------
 
-/// A store that counts lookups.
-#[derive(Clone, Default)]
-struct CountingStore {
-    store: InMemoryResolver,
-    lookups: Arc<AtomicUsize>,
-}
-
-impl SubscriptionResolver for CountingStore {
-    type Future = <InMemoryResolver as SubscriptionResolver>::Future;
-    fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.store.resolve(q)
-    }
-}
-
 struct Gateway {
     cache: JwksCache,
     store: CountingStore,

@@ -6,47 +6,12 @@ mod common;
 
 use std::future::ready;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::json;
 use tower_jwt_plan::*;
-
-/// A store that counts lookups, so tests can prove a forged token never reached it.
-#[derive(Clone, Default)]
-struct CountingStore {
-    store: InMemoryResolver,
-    lookups: Arc<AtomicUsize>,
-}
-
-impl SubscriptionResolver for CountingStore {
-    type Future = <InMemoryResolver as SubscriptionResolver>::Future;
-    fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
-        self.lookups.fetch_add(1, Ordering::SeqCst);
-        self.store.resolve(q)
-    }
-}
-
-impl CountingStore {
-    fn with(subs: impl IntoIterator<Item = Subscription>) -> Self {
-        Self { store: InMemoryResolver::new(subs), lookups: Arc::default() }
-    }
-    fn lookups(&self) -> usize {
-        self.lookups.load(Ordering::SeqCst)
-    }
-}
-
-fn accepted(plan: &str, client: &str) -> Subscription {
-    Subscription::new(
-        format!("sub-{plan}-{client}"),
-        "echo",
-        plan,
-        "app-1",
-        client,
-        SubscriptionStatus::Accepted,
-    )
-}
 
 /// The caches here allow one on-demand fetch per 200 ms, counted from the last fetch.
 async fn past_refetch_window() {

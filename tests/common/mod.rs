@@ -159,6 +159,43 @@ pub fn claims() -> Value {
            "exp": now() + 600, "iat": now() - 10, "scope": "read write"})
 }
 
+/// A store that counts lookups, so tests can prove a refused token never reached it.
+#[derive(Clone, Default)]
+pub struct CountingStore {
+    pub store: tower_jwt_plan::InMemoryResolver,
+    pub lookups: Arc<AtomicUsize>,
+}
+
+impl tower_jwt_plan::SubscriptionResolver for CountingStore {
+    type Future =
+        <tower_jwt_plan::InMemoryResolver as tower_jwt_plan::SubscriptionResolver>::Future;
+    fn resolve(&self, q: tower_jwt_plan::SubscriptionQuery) -> Self::Future {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        self.store.resolve(q)
+    }
+}
+
+impl CountingStore {
+    pub fn with(subs: impl IntoIterator<Item = tower_jwt_plan::Subscription>) -> Self {
+        Self { store: tower_jwt_plan::InMemoryResolver::new(subs), lookups: Arc::default() }
+    }
+    pub fn lookups(&self) -> usize {
+        self.lookups.load(Ordering::SeqCst)
+    }
+}
+
+/// An accepted subscription of `client` to `plan` of the API `echo`.
+pub fn accepted(plan: &str, client: &str) -> tower_jwt_plan::Subscription {
+    tower_jwt_plan::Subscription::new(
+        format!("sub-{plan}-{client}"),
+        "echo",
+        plan,
+        "app-1",
+        client,
+        tower_jwt_plan::SubscriptionStatus::Accepted,
+    )
+}
+
 /// What the JWKS server answers.
 #[derive(Clone)]
 pub enum Jwks {

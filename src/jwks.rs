@@ -267,7 +267,12 @@ impl JwksCacheBuilder {
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
         match reqwest::Certificate::from_pem(pem) {
             Ok(cert) => self.roots.push(cert),
-            Err(e) => self.error = Some(ConfigError::InvalidKey(format!("root certificate: {e}"))),
+            Err(e) => {
+                self.error = Some(ConfigError::InvalidSetting {
+                    name: "root certificate",
+                    reason: e.to_string(),
+                })
+            }
         }
         self
     }

@@ -253,7 +253,15 @@ impl fmt::Debug for BoxResolver {
     }
 }
 
-type Index = HashMap<(String, String, String), Subscription>;
+type Index = HashMap<SubscriptionQuery, Subscription>;
+
+fn key_of(s: &Subscription) -> SubscriptionQuery {
+    SubscriptionQuery {
+        api: s.api.as_str().into(),
+        plan: s.plan.as_str().into(),
+        client_id: s.client_id.clone(),
+    }
+}
 
 /// Subscriptions held in memory, replaceable atomically while serving.
 ///
@@ -284,10 +292,7 @@ impl InMemoryResolver {
 
     /// Swap the whole content at once: readers see either the old set or the new one.
     pub fn replace_all(&self, subscriptions: impl IntoIterator<Item = Subscription>) {
-        let index: Index = subscriptions
-            .into_iter()
-            .map(|s| ((s.api.clone(), s.plan.clone(), s.client_id.clone()), s))
-            .collect();
+        let index: Index = subscriptions.into_iter().map(|s| (key_of(&s), s)).collect();
         self.index.store(Arc::new(index));
     }
 
@@ -295,12 +300,7 @@ impl InMemoryResolver {
     pub fn insert(&self, subscription: Subscription) {
         self.index.rcu(|index| {
             let mut index = Index::clone(index);
-            let key = (
-                subscription.api.clone(),
-                subscription.plan.clone(),
-                subscription.client_id.clone(),
-            );
-            index.insert(key, subscription.clone());
+            index.insert(key_of(&subscription), subscription.clone());
             index
         });
     }
@@ -326,10 +326,7 @@ impl SubscriptionResolver for InMemoryResolver {
     type Future = Ready<Result<Option<Subscription>, ResolveError>>;
 
     fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
-        let index = self.index.load();
-        // The tuple key needs owned strings; a lookup allocates three small strings at most.
-        let key = (query.api.to_string(), query.plan.to_string(), query.client_id);
-        ready(Ok(index.get(&key).cloned()))
+        ready(Ok(self.index.load().get(&query).cloned()))
     }
 }
 

@@ -76,16 +76,6 @@ fn served_keys() -> Value {
     json!({"keys": [rsa().jwk("k1"), pinned, p256().jwk("ec1"), p384().jwk("ec384"), ed().jwk("ed1")]})
 }
 
-/// One on-demand fetch per 200 ms at most.
-async fn jwks_cache(server: &JwksServer) -> JwksCache {
-    let cache = JwksCache::builder(server.url())
-        .min_refetch_interval(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    assert!(cache.wait_ready(Duration::from_secs(5)).await, "JWKS never loaded");
-    cache
-}
-
 /// The plan under attack: RS256, PS256, ES256, ES384 (not EdDSA, never HS*), issuer and two
 /// audiences required, scope `read` required, `sub` copied into `x-user-id`.
 fn settings(cache: &JwksCache) -> JwtSettings {

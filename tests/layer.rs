@@ -18,15 +18,6 @@ async fn past_refetch_window() {
     tokio::time::sleep(Duration::from_millis(250)).await;
 }
 
-async fn jwks_cache(server: &JwksServer) -> JwksCache {
-    let cache = JwksCache::builder(server.url())
-        .min_refetch_interval(Duration::from_millis(200))
-        .build()
-        .unwrap();
-    assert!(cache.wait_ready(Duration::from_secs(5)).await, "JWKS never loaded");
-    cache
-}
-
 fn gold(cache: &JwksCache) -> JwtSettings {
     JwtSettings::new(KeySource::jwks(cache.clone()))
         .algorithms([Algorithm::RS256])

@@ -264,6 +264,16 @@ async fn serve_jwks(State(state): State<Arc<JwksState>>) -> axum::response::Resp
     }
 }
 
+/// A cache of `server`'s keys allowing one on-demand fetch per 200 ms, loaded before returning.
+pub async fn jwks_cache(server: &JwksServer) -> tower_jwt_plan::JwksCache {
+    let cache = tower_jwt_plan::JwksCache::builder(server.url())
+        .min_refetch_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    assert!(cache.wait_ready(Duration::from_secs(5)).await, "JWKS never loaded");
+    cache
+}
+
 pub fn jwks_of(keys: &[(&Signer, &str)]) -> Value {
     json!({"keys": keys.iter().map(|(s, kid)| s.jwk(kid)).collect::<Vec<_>>()})
 }

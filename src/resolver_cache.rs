@@ -25,7 +25,15 @@ pub const DEFAULT_RESOLVER_CACHE_ENTRIES: u64 = 10_000;
 
 type Answer = Option<Subscription>;
 
-/// Caches another resolver's answers. See the [module docs](self) for the trade-offs.
+/// Caches another resolver's answers.
+///
+/// Found subscriptions are reused for `ttl` (default 30 s), "no subscription" answers for the
+/// shorter `negative_ttl` (default 5 s) so a new subscription is seen quickly, and store errors
+/// are never cached. At most `max_entries` answers are held. A burst of requests for one
+/// (api, plan, client) that misses makes one store lookup; the others wait for its answer.
+///
+/// The TTL is the price: a subscription closed in the store keeps serving for up to `ttl`.
+/// [`InMemoryResolver`](crate::InMemoryResolver) needs no cache.
 ///
 /// ```
 /// use std::time::Duration;

@@ -123,7 +123,20 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     !any
 }
 
-/// Render a refusal the default way: see the module table.
+/// Render a refusal the default way.
+///
+/// | kind | HTTP | `WWW-Authenticate` | gRPC |
+/// |---|---|---|---|
+/// | `JWT_MISSING_TOKEN` | 401 | `Bearer` | 16 UNAUTHENTICATED |
+/// | `JWT_INVALID_TOKEN` | 401 | `Bearer error="invalid_token", error_description="..."` | 16 UNAUTHENTICATED |
+/// | `JWT_INSUFFICIENT_SCOPE` | 403 | `Bearer error="insufficient_scope"` | 7 PERMISSION_DENIED |
+/// | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
+/// | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+///
+/// The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
+/// the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get
+/// a trailers-only answer: HTTP 200 with `grpc-status` and a percent-encoded `grpc-message`.
 ///
 /// Custom renderers can call this and adjust the result.
 ///

@@ -27,6 +27,13 @@ pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 /// Size of the verified-token cache. Default: on, [`DEFAULT_TOKEN_CACHE_ENTRIES`] tokens and
 /// at most [`DEFAULT_TOKEN_CACHE_BYTES`] of token text, whichever bound is reached first.
 ///
+/// The cache lets a repeat token skip signature verification. Only tokens that passed every
+/// check and were granted enter, keyed by the exact token. A cached result is used only while
+/// the plan set is the one it was verified under (a redeploy invalidates it), the key set that
+/// verified it is still the plan's current one (a key removed from the JWKS invalidates its
+/// tokens at once), and `exp`, `nbf` and `iat` still pass. The subscription is resolved on
+/// every request regardless, so closing a subscription takes effect at once.
+///
 /// ```
 /// use tower_jwt_plan::TokenCacheConfig;
 /// let small = TokenCacheConfig::default().max_entries(1000).max_bytes(1 << 20);

@@ -47,6 +47,11 @@ pub(crate) type KeyWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// A shared, self-refreshing cache of one JWKS URL's keys.
 ///
 /// Clones share one cache and one worker; the worker stops when the last clone is dropped.
+/// Requests read keys without a lock and never wait for a token whose `kid` is known. The worker
+/// fetches at start, then every `refresh_interval` (±10 % jitter), and on demand when a token
+/// names an unknown `kid` or no keys are held yet: at most once per `min_refetch_interval`, with
+/// concurrent askers joining the fetch in flight. A failed, empty or invalid fetch keeps the last
+/// good keys; keys unusable for signatures are skipped one by one. TLS is always verified.
 ///
 /// ```no_run
 /// use std::time::Duration;

@@ -136,6 +136,11 @@ pub(crate) struct ServedPlan {
 }
 
 /// The validated plans of one API, as served by a layer. Immutable; a redeploy swaps it whole.
+///
+/// Only published and deprecated plans serve. Servable JWT plans are tried in the order given;
+/// a plan that lists issuers is skipped without any cryptography for tokens of other issuers.
+/// The request passes under the first plan whose keys and rules verify the token and under
+/// which its client holds a usable subscription.
 pub struct PlanSet {
     id: u64,
     plans: Vec<Plan>,

@@ -1,7 +1,9 @@
 //! The JWKS client over real TLS: a server on 127.0.0.1 with a self-signed certificate made at
 //! test time. Untrusted, it is a failed fetch (never an insecure fallback) and tokens get 503
 //! within the timeout; trusted through `add_root_certificate_pem`, the same server works, which
-//! proves the failure came from certificate verification and nothing else.
+//! proves the failure came from certificate verification and nothing else. When a trusted
+//! endpoint starts presenting an untrusted certificate, refetches fail and the cached keys keep
+//! serving.
 
 mod common;
 
@@ -19,21 +21,54 @@ struct TlsIdp {
     ca_pem: String,
     handshakes: Arc<AtomicUsize>,
     served: Arc<AtomicUsize>,
+    certs: Arc<SwitchableCert>,
 }
 
-/// An HTTPS JWKS endpoint for `localhost`, with a fresh self-signed certificate.
+/// Serves the first certificate until told to switch to the second (an untrusted impostor).
+#[derive(Debug)]
+struct SwitchableCert {
+    trusted: Arc<rustls::sign::CertifiedKey>,
+    impostor: Arc<rustls::sign::CertifiedKey>,
+    switched: std::sync::atomic::AtomicBool,
+}
+
+impl rustls::server::ResolvesServerCert for SwitchableCert {
+    fn resolve(
+        &self,
+        _: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(if self.switched.load(Ordering::SeqCst) {
+            self.impostor.clone()
+        } else {
+            self.trusted.clone()
+        })
+    }
+}
+
+fn certified_key(
+    provider: &rustls::crypto::CryptoProvider,
+) -> (Arc<rustls::sign::CertifiedKey>, String) {
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(made.signing_key.serialize_der()).unwrap();
+    let signing = provider.key_provider.load_private_key(key).unwrap();
+    let certified = rustls::sign::CertifiedKey::new(vec![made.cert.der().clone()], signing);
+    (Arc::new(certified), made.cert.pem())
+}
+
+/// An HTTPS JWKS endpoint for `localhost`, with fresh self-signed certificates.
 async fn tls_idp(body: String) -> TlsIdp {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let cert = certified.cert.der().clone();
-    let key =
-        rustls::pki_types::PrivateKeyDer::try_from(certified.signing_key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let (trusted, ca_pem) = certified_key(&provider);
+    let (impostor, _) = certified_key(&provider);
+    let certs = Arc::new(SwitchableCert { trusted, impostor, switched: Default::default() });
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
+        .with_cert_resolver(certs.clone());
+    // Full handshakes only: a resumed session would skip the certificate the test switches.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -64,12 +99,7 @@ async fn tls_idp(body: String) -> TlsIdp {
             });
         }
     });
-    TlsIdp {
-        url: format!("https://localhost:{port}/jwks"),
-        ca_pem: certified.cert.pem(),
-        handshakes,
-        served,
-    }
+    TlsIdp { url: format!("https://localhost:{port}/jwks"), ca_pem, handshakes, served, certs }
 }
 
 fn layer(cache: JwksCache) -> JwtPlanLayer<CountingStore> {
@@ -114,6 +144,29 @@ async fn untrusted_certificate_fails_closed_and_trusted_one_works() {
     let res = send(&layer(trusted), &Seen::default(), bearer(&token)).await;
     assert_eq!(res.status, 200);
     assert!(idp.served.load(Ordering::SeqCst) >= 1);
+}
+
+#[tokio::test]
+async fn certificate_turning_untrusted_after_caching_keeps_the_known_keys() {
+    let idp = tls_idp(jwks_of(&[(rsa(), "k1")]).to_string()).await;
+    let cache = JwksCache::builder(&idp.url)
+        .add_root_certificate_pem(idp.ca_pem.as_bytes())
+        .min_refetch_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    assert!(cache.wait_ready(Duration::from_secs(5)).await);
+    let layer = layer(cache.clone());
+    let served = idp.served.load(Ordering::SeqCst);
+
+    idp.certs.switched.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    // An unknown kid forces a refetch, which meets the impostor's certificate and fails.
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("rotated", &claims()))).await;
+    assert_eq!(res.reason(), Some(InvalidReason::UnknownKey));
+    assert!(cache.stats().failures >= 1, "the refetch failed on the untrusted certificate");
+    assert_eq!(idp.served.load(Ordering::SeqCst), served, "nothing was sent to the impostor");
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &claims()))).await;
+    assert_eq!(res.status, 200, "known keys keep working");
 }
 
 #[test]

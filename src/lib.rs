@@ -127,3 +127,8 @@ pub use verify::{DEFAULT_LEEWAY, JwtSettings, KeySource, ScopeMode};
 
 /// Re-exported so users name algorithms without a direct `jsonwebtoken` dependency.
 pub use jsonwebtoken::Algorithm;
+
+/// The README's Rust examples, compiled as doc tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -138,8 +138,10 @@ impl KeySource {
     /// ```
     pub fn verify_jws(&self, token: &str, algorithms: &[Algorithm]) -> Result<Vec<u8>, AuthError> {
         let jws = parse_jws(token)?;
+        // Decoded first, as the layer does, so a malformed payload is "malformed" here too.
+        let payload = decode_segment(jws.payload)?;
         match self.check(&jws, AlgSet::from_iter(algorithms.iter().copied()), false) {
-            SignatureCheck::Valid(_) => decode_segment(jws.payload),
+            SignatureCheck::Valid(_) => Ok(payload),
             SignatureCheck::Invalid(err) => Err(err),
             SignatureCheck::Wait(_) => Err(AuthError::new(AuthErrorKind::JwksUnavailable)),
         }

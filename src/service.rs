@@ -132,7 +132,6 @@ struct Pending {
     user: Option<String>,
     /// The verification result to cache once the request is granted.
     remember: Option<(Box<str>, Verified)>,
-    from_cache: bool,
 }
 
 pub(crate) struct Granted {
@@ -265,8 +264,7 @@ impl<R: SubscriptionResolver> Check<R> {
             client_id,
         };
         let future = self.shared.resolver.resolve(query.clone());
-        let from_cache = remember.is_none() && self.shared.token_cache.is_some();
-        self.pending = Some(Pending { plan: index, query, claims, user, remember, from_cache });
+        self.pending = Some(Pending { plan: index, query, claims, user, remember });
         Step::Resolve(future)
     }
 
@@ -279,6 +277,8 @@ impl<R: SubscriptionResolver> Check<R> {
         let Some(pending) = self.pending.take() else {
             return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
         };
+        // With the cache on, only a verification that came from the cache has nothing to remember.
+        let from_cache = pending.remember.is_none() && self.shared.token_cache.is_some();
         let plan = &self.plans.served[pending.plan];
         match answer {
             Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
@@ -309,7 +309,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
-        if pending.from_cache {
+        if from_cache {
             // The cached plan no longer serves this client: decide again from scratch.
             self.bypass_cache = true;
             self.next = 0;

@@ -17,14 +17,7 @@ async fn layer() -> (JwksServer, JwtPlanLayer<InMemoryResolver>) {
     let cache = JwksCache::builder(server.url()).build().unwrap();
     assert!(cache.wait_ready(Duration::from_secs(5)).await);
     let settings = JwtSettings::new(KeySource::jwks(cache)).issuer(ISS).audience(AUD);
-    let store = InMemoryResolver::new([Subscription::new(
-        "sub-1",
-        "echo",
-        "gold",
-        "app-1",
-        CLIENT,
-        SubscriptionStatus::Accepted,
-    )]);
+    let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
     let layer = JwtPlanLayer::builder("echo")
         .plan(Plan::jwt("gold", "Gold", settings))
         .resolver(store)
@@ -65,7 +58,7 @@ async fn axum_router_over_real_http() {
     let body: Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
     assert_eq!(
         body,
-        json!({"plan": "gold", "app": "app-1", "client": CLIENT, "subscription": "sub-1",
+        json!({"plan": "gold", "app": "app-1", "client": CLIENT, "subscription": format!("sub-gold-{CLIENT}"),
                "sub": "alice", "scope": "read write"})
     );
 

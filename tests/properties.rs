@@ -34,14 +34,7 @@ fn layer() -> JwtPlanLayer<InMemoryResolver> {
         .audience(AUD);
     JwtPlanLayer::builder("echo")
         .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([Subscription::new(
-            "sub-1",
-            "echo",
-            "gold",
-            "app-1",
-            CLIENT,
-            SubscriptionStatus::Accepted,
-        )]))
+        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
         .build()
         .unwrap()
 }

@@ -43,14 +43,7 @@ async fn soak_mixed_traffic_with_rotating_and_failing_idp() {
         .audience(AUD);
     let layer = JwtPlanLayer::builder("echo")
         .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([Subscription::new(
-            "sub-1",
-            "echo",
-            "gold",
-            "app-1",
-            CLIENT,
-            SubscriptionStatus::Accepted,
-        )]))
+        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
         .token_cache(TokenCacheConfig::default().max_entries(256))
         .build()
         .unwrap();

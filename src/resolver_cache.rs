@@ -219,6 +219,9 @@ mod tests {
         assert!(cache.resolve(query("stranger")).await.unwrap().is_none());
         assert!(cache.resolve(query("known")).await.unwrap().is_some());
         assert_eq!(calls.load(Ordering::SeqCst), 3, "negative expired, positive still cached");
+        cache.invalidate_all();
+        assert!(cache.resolve(query("known")).await.unwrap().is_some());
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "invalidate_all forgets the positive answer");
     }
 
     #[tokio::test]

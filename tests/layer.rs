@@ -621,3 +621,62 @@ mod token_cache {
         assert_eq!(layer.cached_tokens(), 0);
     }
 }
+
+#[tokio::test]
+async fn claim_settings_client_id_user_scopes_any_and_missing_exp() {
+    let (_server, cache, _store, _layer) = setup().await;
+    assert!(cache.contains_kid("k1") && !cache.contains_kid("k2"));
+    let store = CountingStore::with([accepted("gold", "from-cid")]);
+    let settings = gold(&cache)
+        .client_id_claim("cid")
+        .user_claim("email")
+        .required_scopes(["admin", "read"], ScopeMode::Any)
+        .danger_allow_missing_exp();
+    let layer = layer(vec![Plan::jwt("gold", "Gold", settings)], &store);
+    let mut c = claims();
+    c["cid"] = json!("from-cid");
+    c["email"] = json!("alice@example.com");
+    c.as_object_mut().unwrap().remove("exp");
+    let seen = Seen::default();
+    assert_eq!(send(&layer, &seen, bearer(&rsa().token("k1", &c))).await.status, 200);
+    let ctx = seen.last().extensions.get::<PlanContext>().cloned().unwrap();
+    assert_eq!((ctx.client_id(), ctx.user()), ("from-cid", Some("alice@example.com")));
+
+    // The configured claim only: `client_id` alone does not do.
+    c.as_object_mut().unwrap().remove("cid");
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &c))).await;
+    assert_eq!(res.reason(), Some(InvalidReason::MissingClientId));
+    // Any-of: neither scope present is still refused.
+    c["cid"] = json!("from-cid");
+    c["scope"] = json!("write");
+    let res = send(&layer, &Seen::default(), bearer(&rsa().token("k1", &c))).await;
+    assert_eq!(res.code(), "JWT_INSUFFICIENT_SCOPE");
+    // And without the relaxation, a token with no exp is refused.
+    let strict =
+        self::layer(vec![Plan::jwt("gold", "Gold", gold(&cache).client_id_claim("cid"))], &store);
+    c["scope"] = json!("read");
+    let res = send(&strict, &Seen::default(), bearer(&rsa().token("k1", &c))).await;
+    assert_eq!(res.reason(), Some(InvalidReason::MissingClaim));
+}
+
+#[tokio::test]
+async fn custom_rendering_keeps_the_error_in_extensions() {
+    let (_server, cache, store, _layer) = setup().await;
+    let layer = JwtPlanLayer::builder("echo")
+        .plan(Plan::jwt("gold", "Gold", gold(&cache)))
+        .resolver(store)
+        .render_rejection(|err: &AuthError, req: &http::request::Parts| {
+            let mut res = default_rejection(err, req);
+            res.headers_mut().insert("x-gateway", http::HeaderValue::from_static("custom"));
+            *res.body_mut() =
+                bytes::Bytes::from(format!("{{\"error\":\"{}\",\"custom\":true}}", err.code()));
+            res
+        })
+        .build()
+        .unwrap();
+    let res = send(&layer, &Seen::default(), no_token()).await;
+    assert_eq!((res.status, res.code()), (401, "JWT_MISSING_TOKEN"));
+    assert_eq!(res.headers["x-gateway"], "custom");
+    assert_eq!(res.body["custom"], true);
+    assert_eq!(res.error.map(|e| e.kind()), Some(AuthErrorKind::MissingToken));
+}

@@ -14,6 +14,7 @@ use tower_layer::Layer;
 
 use crate::cache::{TokenCache, TokenCacheConfig};
 use crate::check::{Clock, Shared};
+use crate::defaults::DEFAULT_RESOLVER_TIMEOUT;
 use crate::error::ConfigError;
 use crate::plan::{Plan, PlanSet};
 use crate::response::{DefaultRejection, RenderRejection};
@@ -135,9 +136,6 @@ impl<S, R> Layer<S> for JwtPlanLayer<R> {
         JwtPlan::new(inner, self.shared.clone())
     }
 }
-
-/// Default bound on one subscription lookup.
-pub const DEFAULT_RESOLVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Placeholder until [`JwtPlanLayerBuilder::resolver`] is called: a layer cannot be built
 /// without a subscription store.

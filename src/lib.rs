@@ -83,6 +83,7 @@
 mod cache;
 mod check;
 mod context;
+pub mod defaults;
 mod error;
 mod future;
 mod jwks;
@@ -96,24 +97,16 @@ mod subscription;
 mod token;
 mod verify;
 
-pub use cache::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES, TokenCacheConfig};
+pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
 pub use context::MissingPlanContext;
 pub use context::{PlanContext, VerifiedClaims};
 pub use error::{AuthError, AuthErrorKind, BoxError, ConfigError, InvalidReason};
 pub use future::ResponseFuture;
-pub use jwks::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_REFRESH_INTERVAL, JwksCache, JwksCacheBuilder, JwksStats,
-    JwksWorker,
-};
-pub use key::{MAX_CANDIDATE_KEYS, MAX_KEYS_PER_SET, MAX_KID_BYTES, MAX_RSA_BITS, MIN_RSA_BITS};
-pub use layer::{DEFAULT_RESOLVER_TIMEOUT, JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
+pub use jwks::{JwksCache, JwksCacheBuilder, JwksStats, JwksWorker};
+pub use layer::{JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
 pub use plan::{Plan, PlanSecurity, PlanSet, PlanStatus};
-pub use resolver_cache::{
-    CachingResolver, CachingResolverBuilder, DEFAULT_RESOLVER_CACHE_ENTRIES,
-    DEFAULT_RESOLVER_NEGATIVE_TTL, DEFAULT_RESOLVER_TTL,
-};
+pub use resolver_cache::{CachingResolver, CachingResolverBuilder};
 pub use response::{
     DefaultRejection, RenderRejection, ResponseBody, default_rejection, grpc_code_of, is_grpc,
     status_of,
@@ -123,8 +116,8 @@ pub use subscription::{
     BoxResolveFuture, BoxResolver, InMemoryResolver, ResolveError, Subscription, SubscriptionQuery,
     SubscriptionResolver, SubscriptionStatus,
 };
-pub use token::{DEFAULT_MAX_TOKEN_BYTES, TokenSource};
-pub use verify::{DEFAULT_LEEWAY, JwtSettings, KeySource, ScopeMode};
+pub use token::TokenSource;
+pub use verify::{JwtSettings, KeySource, ScopeMode};
 
 /// Re-exported so users name algorithms without a direct `jsonwebtoken` dependency.
 pub use jsonwebtoken::Algorithm;

@@ -30,6 +30,7 @@ use common::*;
 use http::{HeaderValue, Request};
 use http_body_util::Full;
 use serde_json::{Value, json};
+use tower_jwt_plan::defaults::{MAX_CANDIDATE_KEYS, MAX_KEYS_PER_SET, MAX_KID_BYTES};
 use tower_jwt_plan::*;
 
 use InvalidReason as R;

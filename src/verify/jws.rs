@@ -15,8 +15,9 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use crate::defaults::MAX_KID_BYTES;
 use crate::error::{AuthError, InvalidReason};
-use crate::key::{MAX_KID_BYTES, alg_name};
+use crate::key::alg_name;
 
 /// A compact JWS, parsed but not verified. Borrows the token.
 pub(crate) struct Jws<'a> {

@@ -16,4 +16,4 @@ pub(crate) use jws::parse_jws;
 pub use key_source::KeySource;
 pub(crate) use key_source::SignatureCheck;
 pub(crate) use rules::ClaimRules;
-pub use settings::{DEFAULT_LEEWAY, JwtSettings, ScopeMode};
+pub use settings::{JwtSettings, ScopeMode};

@@ -9,11 +9,9 @@ use jsonwebtoken::Algorithm;
 use super::jws::normalize_typ;
 use super::key_source::KeySource;
 use super::rules::ClaimRules;
+use crate::defaults::DEFAULT_LEEWAY;
 use crate::error::ConfigError;
 use crate::key::AlgSet;
-
-/// Default clock leeway for `exp`, `nbf` and `iat`.
-pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 
 /// Whether every required scope must be present, or one is enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -74,7 +74,9 @@
 //! # Features
 //!
 //! - `aws-lc-rs` (default), `rust-crypto`: see above.
-//! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`.
+//! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`
+//!   and `OptionalFromRequestParts`, with the rejections `MissingPlanContext`,
+//!   `ClaimsNotExtracted` and `VerifiedClaimsRejection`.
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -99,7 +101,8 @@ mod verify;
 
 pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
-pub use context::MissingPlanContext;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use context::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};
 pub use context::{PlanContext, VerifiedClaims};
 pub use error::{AuthError, AuthErrorKind, BoxError, ConfigError, InvalidReason};
 pub use future::ResponseFuture;

@@ -1,16 +1,9 @@
-//! The decision for one request, and the one place that knows the order of the checks:
-//!
-//! 1. extract the token (missing: 401 `JWT_MISSING_TOKEN`);
-//! 2. parse it strictly (header, claims and their types), before any key is touched;
-//! 3. for each servable JWT plan in order, skipping plans whose issuers exclude the token:
-//!    verify the signature with the plan's keys, then its claims, scopes and client id;
-//! 4. only then ask the [`SubscriptionResolver`] for (api, plan, client id), and accept the
-//!    answer only if the subscription is accepted and within its dates;
-//! 5. the first plan that passes wins: its context goes into the request extensions, claim
-//!    headers are set, and the inner service is called.
-//!
-//! If no plan passes, the most telling refusal is answered: an outage (store or keys) outranks
-//! "no subscription", which outranks "invalid token".
+//! The decision for one request: the one place that implements the order of the checks, read
+//! top to bottom in [`Check::advance`] (token, structure, plan by plan: keys, signature, claims,
+//! scopes, client id, then the [`SubscriptionResolver`]) and [`Check::resolved`] (the store's
+//! answer, then [`Check::grant`]). The order is documented once, for users, in the crate docs
+//! ("What is checked, in order"); if no plan passes, the most telling refusal is answered
+//! (an outage outranks "no subscription", which outranks "invalid token").
 //!
 //! [`Check`] runs synchronously up to the next [`Wait`] (keys being fetched, or the store being
 //! asked) and hands that wait to the response future, which polls it and resumes the check.

@@ -59,9 +59,14 @@
 //!    accepted and within its dates, or 403 `GATEWAY_PLAN_UNRESOLVABLE`.
 //! 6. **Context**: [`PlanContext`] and [`VerifiedClaims`] go into the request extensions.
 //!
-//! Outages are never a pass: keys that cannot be obtained give 503 `JWKS_UNAVAILABLE`, a store
-//! failure 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`. See [`default_rejection`] for the wire format
-//! (JSON body, `WWW-Authenticate`, gRPC status for gRPC requests).
+//! If no plan passes, the most telling refusal is answered: an outage outranks "no
+//! subscription", which outranks "invalid token". Outages are never a pass: keys that cannot be
+//! obtained give 503 `JWKS_UNAVAILABLE`, a store failure 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`.
+//! The [response table](default_rejection#response-table) gives every status, challenge, body
+//! and gRPC code.
+//!
+//! This list is the crate's one description of the order of the checks; the code that follows
+//! it is private (`src/check.rs`, see `ARCHITECTURE.md`).
 //!
 //! # Crypto backend
 //!

@@ -7,9 +7,18 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::jws::Jws;
-use super::settings::ScopeMode;
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::key::AlgSet;
+
+/// Whether every required scope must be present, or one is enough.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScopeMode {
+    /// All required scopes must be granted (default).
+    #[default]
+    All,
+    /// At least one required scope must be granted.
+    Any,
+}
 
 /// The claim checks of one plan, built once at layer build. The equivalent of jsonwebtoken's
 /// `Validation`, with exp required and iss/aud required as soon as they are configured.

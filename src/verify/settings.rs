@@ -8,20 +8,10 @@ use jsonwebtoken::Algorithm;
 
 use super::jws::normalize_typ;
 use super::key_source::KeySource;
-use super::rules::ClaimRules;
+use super::rules::{ClaimRules, ScopeMode};
 use crate::defaults::DEFAULT_LEEWAY;
 use crate::error::ConfigError;
 use crate::key::AlgSet;
-
-/// Whether every required scope must be present, or one is enough.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ScopeMode {
-    /// All required scopes must be granted (default).
-    #[default]
-    All,
-    /// At least one required scope must be granted.
-    Any,
-}
 
 /// The settings of one JWT plan. Every field has a strict default, listed on its setter.
 ///

@@ -15,9 +15,10 @@ use http::header::AUTHORIZATION;
 use http::{HeaderValue, Request, Response, StatusCode};
 use serde_json::json;
 use tower::{Layer, Service, service_fn};
+use tower_jwt_plan::defaults::DEFAULT_TOKEN_CACHE_ENTRIES;
 use tower_jwt_plan::{
-    Algorithm, DEFAULT_TOKEN_CACHE_ENTRIES, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource,
-    Plan, Subscription, SubscriptionStatus,
+    Algorithm, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan, Subscription,
+    SubscriptionStatus,
 };
 
 fn resident_bytes() -> Option<u64> {

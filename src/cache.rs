@@ -17,12 +17,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::defaults::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::key::KeySet;
-
-/// Default number of tokens the cache holds.
-pub const DEFAULT_TOKEN_CACHE_ENTRIES: u64 = 4096;
-/// Default bound on the bytes of tokens the cache holds.
-pub const DEFAULT_TOKEN_CACHE_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Size of the verified-token cache. Default: on, [`DEFAULT_TOKEN_CACHE_ENTRIES`] tokens and
 /// at most [`DEFAULT_TOKEN_CACHE_BYTES`] of token text, whichever bound is reached first.

@@ -160,47 +160,184 @@ impl fmt::Debug for PlanContext {
 
 #[cfg(feature = "axum")]
 mod extract {
-    use axum_core::extract::FromRequestParts;
+    //! axum 0.8 extractors. Each failure is its own small type that knows its status and its
+    //! client-facing text, as axum's own rejections do; both failures mean the server is
+    //! misconfigured, never that the client erred, so both are 500.
+
+    use std::convert::Infallible;
+    use std::fmt;
+
+    use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
     use axum_core::response::{IntoResponse, Response};
     use http::StatusCode;
     use http::request::Parts;
 
     use super::{PlanContext, VerifiedClaims};
 
-    /// The layer is missing in front of a handler that asks for its context: a server bug, so 500.
-    #[derive(Debug)]
+    /// Logged at TRACE under a stable target with the rejection's type name, like axum does: a
+    /// rejection here is a deployment mistake, reported to the client as a 500.
+    fn log(rejection: &'static str, status: StatusCode, body: &str) {
+        tracing::trace!(target: "tower_jwt_plan::rejection", rejection_type = rejection, %status, body, "rejecting request");
+    }
+
+    /// A handler asked for [`PlanContext`] or [`VerifiedClaims`] but the request carries no
+    /// [`PlanContext`]: [`JwtPlanLayer`](crate::JwtPlanLayer) is not in front of this route.
+    /// A server bug, so 500. Use `Option<PlanContext>` for a route that may run without it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub struct MissingPlanContext(&'static str);
 
-    impl IntoResponse for MissingPlanContext {
-        fn into_response(self) -> Response {
-            let text =
-                format!("missing request extension `{}`: is JwtPlanLayer installed?", self.0);
-            (StatusCode::INTERNAL_SERVER_ERROR, text).into_response()
+    impl MissingPlanContext {
+        /// The status this rejection answers with: 500.
+        pub fn status(&self) -> StatusCode {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+
+        /// The text sent to the client.
+        pub fn body_text(&self) -> String {
+            format!("missing request extension `{}`: is JwtPlanLayer installed?", self.0)
         }
     }
 
-    macro_rules! from_extensions {
-        ($ty:ident) => {
-            impl<S: Send + Sync> FromRequestParts<S> for $ty {
-                type Rejection = MissingPlanContext;
+    /// The request passed [`JwtPlanLayer`](crate::JwtPlanLayer) (it carries a [`PlanContext`])
+    /// but has no [`VerifiedClaims`], because the plan that granted it was configured with
+    /// [`JwtSettings::extract_claims(false)`](crate::JwtSettings::extract_claims). A server
+    /// bug, so 500. Use `Option<VerifiedClaims>` for a handler that can do without the claims.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct ClaimsNotExtracted {
+        plan_id: String,
+    }
 
-                async fn from_request_parts(
-                    parts: &mut Parts,
-                    _: &S,
-                ) -> Result<Self, Self::Rejection> {
-                    parts
-                        .extensions
-                        .get::<$ty>()
-                        .cloned()
-                        .ok_or(MissingPlanContext(stringify!($ty)))
+    impl ClaimsNotExtracted {
+        /// The status this rejection answers with: 500.
+        pub fn status(&self) -> StatusCode {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+
+        /// The text sent to the client. It does not name the plan.
+        pub fn body_text(&self) -> String {
+            "missing request extension `VerifiedClaims`: the plan does not extract claims \
+             (JwtSettings::extract_claims(false))"
+                .to_owned()
+        }
+
+        /// The plan that granted the request without extracting its claims, for server logs.
+        pub fn plan_id(&self) -> &str {
+            &self.plan_id
+        }
+    }
+
+    /// Why [`VerifiedClaims`] could not be extracted.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    #[non_exhaustive]
+    pub enum VerifiedClaimsRejection {
+        /// The layer is not in front of this route.
+        MissingPlanContext(MissingPlanContext),
+        /// The granting plan does not extract claims.
+        ClaimsNotExtracted(ClaimsNotExtracted),
+    }
+
+    impl VerifiedClaimsRejection {
+        /// The status this rejection answers with.
+        pub fn status(&self) -> StatusCode {
+            match self {
+                Self::MissingPlanContext(inner) => inner.status(),
+                Self::ClaimsNotExtracted(inner) => inner.status(),
+            }
+        }
+
+        /// The text sent to the client.
+        pub fn body_text(&self) -> String {
+            match self {
+                Self::MissingPlanContext(inner) => inner.body_text(),
+                Self::ClaimsNotExtracted(inner) => inner.body_text(),
+            }
+        }
+    }
+
+    impl From<MissingPlanContext> for VerifiedClaimsRejection {
+        fn from(inner: MissingPlanContext) -> Self {
+            Self::MissingPlanContext(inner)
+        }
+    }
+
+    impl From<ClaimsNotExtracted> for VerifiedClaimsRejection {
+        fn from(inner: ClaimsNotExtracted) -> Self {
+            Self::ClaimsNotExtracted(inner)
+        }
+    }
+
+    macro_rules! rejection {
+        ($ty:ident) => {
+            impl fmt::Display for $ty {
+                fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str(&self.body_text())
+                }
+            }
+
+            impl std::error::Error for $ty {}
+
+            impl IntoResponse for $ty {
+                fn into_response(self) -> Response {
+                    let (status, body) = (self.status(), self.body_text());
+                    log(stringify!($ty), status, &body);
+                    (status, body).into_response()
                 }
             }
         };
     }
 
-    from_extensions!(PlanContext);
-    from_extensions!(VerifiedClaims);
+    rejection!(MissingPlanContext);
+    rejection!(ClaimsNotExtracted);
+    rejection!(VerifiedClaimsRejection);
+
+    impl<S: Send + Sync> FromRequestParts<S> for PlanContext {
+        type Rejection = MissingPlanContext;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            parts.extensions.get::<PlanContext>().cloned().ok_or(MissingPlanContext("PlanContext"))
+        }
+    }
+
+    impl<S: Send + Sync> FromRequestParts<S> for VerifiedClaims {
+        type Rejection = VerifiedClaimsRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            if let Some(claims) = parts.extensions.get::<VerifiedClaims>() {
+                return Ok(claims.clone());
+            }
+            // Tell "no layer" from "the plan keeps its claims to itself".
+            match parts.extensions.get::<PlanContext>() {
+                Some(ctx) => Err(ClaimsNotExtracted { plan_id: ctx.plan_id().to_owned() }.into()),
+                None => Err(MissingPlanContext("VerifiedClaims").into()),
+            }
+        }
+    }
+
+    /// `Option<PlanContext>` never fails: `None` when the layer is not in front of the route.
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for PlanContext {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<PlanContext>().cloned())
+        }
+    }
+
+    /// `Option<VerifiedClaims>` never fails: `None` when the layer is not in front of the route
+    /// or the plan does not extract claims.
+    impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedClaims {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _: &S,
+        ) -> Result<Option<Self>, Self::Rejection> {
+            Ok(parts.extensions.get::<VerifiedClaims>().cloned())
+        }
+    }
 }
 
 #[cfg(feature = "axum")]
-pub use extract::MissingPlanContext;
+pub use extract::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};

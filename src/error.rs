@@ -4,7 +4,8 @@
 //! `AuthError` is an opaque struct: match on [`AuthError::kind`], read the stable machine
 //! code with [`AuthError::code`], and walk [`std::error::Error::source`] for the underlying
 //! cause (a `reqwest` or store error). It knows nothing about HTTP: the mapping to statuses,
-//! challenges and gRPC codes lives in one table in `response.rs`.
+//! challenges and gRPC codes lives in `response.rs`, documented once on
+//! [`default_rejection`](crate::default_rejection).
 
 use std::error::Error as StdError;
 use std::fmt;

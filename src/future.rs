@@ -1,8 +1,9 @@
 //! [`ResponseFuture`]: a hand-written state machine with three states.
 //!
 //! - `Refused`: the answer is ready; no allocation beyond the response itself.
-//! - `Checking`: waiting on the subscription store (its own future type, never boxed) or, on a
-//!   cold path, on a key fetch (boxed). Steps between waits run synchronously in `Check`.
+//! - `Checking`: waiting on what the [`Check`] asked for: the subscription store (its own
+//!   future type, never boxed, under a deadline) or, on a cold path, a key fetch (boxed). The
+//!   check itself decides what comes next; this module only polls.
 //! - `Calling`: the inner service's future.
 
 use std::future::Future;
@@ -15,9 +16,9 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use crate::check::{Check, Step, Wait};
 use crate::jwks::KeyWait;
 use crate::response::ResponseBody;
-use crate::service::{Check, Step};
 use crate::subscription::SubscriptionResolver;
 
 pin_project! {
@@ -39,14 +40,35 @@ pin_project! {
         Checking {
             check: Check<R>,
             #[pin]
-            resolving: Option<RF>,
-            #[pin]
-            deadline: Option<tokio::time::Sleep>,
-            waiting: Option<KeyWait>,
+            waiting: Waiting<RF>,
             inner: Option<S>,
             request: Option<(Parts, B)>,
         },
         Calling { #[pin] future: F },
+    }
+}
+
+pin_project! {
+    /// A [`Wait`] being polled.
+    #[project = WaitingProj]
+    enum Waiting<RF> {
+        Keys { wait: KeyWait },
+        Store {
+            #[pin]
+            future: RF,
+            // Armed only once the store actually makes us wait.
+            #[pin]
+            deadline: Option<tokio::time::Sleep>,
+        },
+    }
+}
+
+impl<RF> From<Wait<RF>> for Waiting<RF> {
+    fn from(wait: Wait<RF>) -> Self {
+        match wait {
+            Wait::Keys(wait) => Waiting::Keys { wait },
+            Wait::Store(future) => Waiting::Store { future, deadline: None },
+        }
     }
 }
 
@@ -61,23 +83,15 @@ where
 
     pub(crate) fn checking(
         check: Check<R>,
-        step: Step<R::Future>,
+        wait: Wait<R::Future>,
         inner: S,
         parts: Parts,
         body: B,
     ) -> Self {
-        let (resolving, waiting) = match step {
-            Step::Resolve(future) => (Some(future), None),
-            Step::WaitKeys(wait) => (None, Some(wait)),
-            // `call` only hands over the two waiting steps; a verdict is answered at once.
-            Step::Refuse(_) | Step::Pass => (None, None),
-        };
         Self {
             state: State::Checking {
                 check,
-                resolving,
-                deadline: None,
-                waiting,
+                waiting: wait.into(),
                 inner: Some(inner),
                 request: Some((parts, body)),
             },
@@ -104,53 +118,37 @@ where
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::passed)));
                 }
-                StateProj::Checking {
-                    check,
-                    mut resolving,
-                    mut deadline,
-                    waiting,
-                    inner,
-                    request,
-                } => {
+                StateProj::Checking { check, mut waiting, inner, request } => {
                     let (parts, _) =
                         request.as_mut().expect("ResponseFuture polled after completion");
-                    let step = if let Some(wait) = waiting.as_mut() {
-                        ready!(wait.as_mut().poll(cx));
-                        *waiting = None;
-                        check.advance(parts)
-                    } else if let Some(future) = resolving.as_mut().as_pin_mut() {
-                        match future.poll(cx) {
-                            Poll::Ready(answer) => {
-                                resolving.set(None);
-                                deadline.set(None);
-                                check.resolved(answer, parts)
-                            }
+                    let step = match waiting.as_mut().project() {
+                        WaitingProj::Keys { wait } => {
+                            ready!(wait.as_mut().poll(cx));
+                            Step::from(check.advance(parts))
+                        }
+                        WaitingProj::Store { future, mut deadline } => match future.poll(cx) {
+                            Poll::Ready(answer) => check.resolved(answer, parts),
                             Poll::Pending => {
-                                // The timer is only armed for a store that actually waits.
                                 if deadline.is_none() {
                                     deadline
                                         .set(Some(tokio::time::sleep(check.resolver_timeout())));
                                 }
-                                let sleep = deadline.as_mut().as_pin_mut().expect("armed above");
-                                ready!(sleep.poll(cx));
-                                resolving.set(None);
-                                deadline.set(None);
+                                if let Some(sleep) = deadline.as_pin_mut() {
+                                    ready!(sleep.poll(cx));
+                                }
                                 check.resolver_timed_out(parts)
                             }
-                        }
-                    } else {
-                        unreachable!("Checking state without a wait: a bug in tower-jwt-plan")
+                        },
                     };
                     match step {
-                        Step::Resolve(future) => resolving.set(Some(future)),
-                        Step::WaitKeys(wait) => *waiting = Some(wait),
+                        Step::Wait(wait) => waiting.set(wait.into()),
                         Step::Refuse(err) => {
                             let response = check.refuse(err, parts);
                             state.set(State::Refused { response: Some(response) });
                         }
-                        Step::Pass => {
+                        Step::Pass(granted) => {
                             let (mut parts, body) = request.take().expect("taken once");
-                            check.grant(&mut parts);
+                            check.grant(granted, &mut parts);
                             let mut service = inner.take().expect("taken once");
                             let future = service.call(Request::from_parts(parts, body));
                             state.set(State::Calling { future });

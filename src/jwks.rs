@@ -27,19 +27,12 @@ use arc_swap::ArcSwapOption;
 use reqwest::Url;
 use tokio::sync::{Notify, oneshot, watch};
 
+use crate::defaults::{
+    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_REFRESH_INTERVAL,
+};
 use crate::error::ConfigError;
 use crate::key::{KeySet, parse_jwks};
-
-/// Default interval between background refreshes.
-pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
-/// Default minimum time between two on-demand fetches (unknown `kid`, no keys yet).
-pub const DEFAULT_MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(5);
-/// Default TCP/TLS connect timeout.
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Default total time for one fetch, body included.
-pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default cap on the JWKS body.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// A future that completes when an on-demand fetch has finished (or timed out).
 pub(crate) type KeyWait = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;

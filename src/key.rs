@@ -16,18 +16,10 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
+use crate::defaults::{
+    MAX_CANDIDATE_KEYS, MAX_KEYS_PER_SET, MAX_KID_BYTES, MAX_RSA_BITS, MIN_RSA_BITS,
+};
 use crate::error::ConfigError;
-
-/// Longest `kid` accepted in a token header or a JWKS, in bytes.
-pub const MAX_KID_BYTES: usize = 256;
-/// Most usable keys kept from one JWKS; the rest are skipped with a warning.
-pub const MAX_KEYS_PER_SET: usize = 100;
-/// Keys tried for a token that names no `kid`.
-pub const MAX_CANDIDATE_KEYS: usize = 4;
-/// Smallest RSA modulus accepted, in bits (RFC 7518 §3.3).
-pub const MIN_RSA_BITS: usize = 2048;
-/// Largest RSA modulus accepted, in bits (bounds the cost of one verification).
-pub const MAX_RSA_BITS: usize = 8192;
 
 /// A set of algorithms, as a bit mask over [`Algorithm`].
 #[derive(Clone, Copy, PartialEq, Eq, Default)]

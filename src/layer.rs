@@ -13,15 +13,14 @@ use arc_swap::ArcSwap;
 use tower_layer::Layer;
 
 use crate::cache::{TokenCache, TokenCacheConfig};
+use crate::check::{Clock, Shared};
+use crate::defaults::DEFAULT_RESOLVER_TIMEOUT;
 use crate::error::ConfigError;
 use crate::plan::{Plan, PlanSet};
 use crate::response::{DefaultRejection, RenderRejection};
 use crate::service::JwtPlan;
 use crate::subscription::SubscriptionResolver;
 use crate::token::TokenSource;
-
-/// The source of "now" for claim and subscription date checks.
-pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
 /// Enforces an API's JWT plans on every request. See the [crate docs](crate) for the checks
 /// and their order.
@@ -60,17 +59,6 @@ pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 #[must_use]
 pub struct JwtPlanLayer<R> {
     pub(crate) shared: Arc<Shared<R>>,
-}
-
-pub(crate) struct Shared<R> {
-    pub(crate) api_id: Arc<str>,
-    pub(crate) plans: ArcSwap<PlanSet>,
-    pub(crate) resolver: R,
-    pub(crate) tokens: TokenSource,
-    pub(crate) render: Box<dyn RenderRejection>,
-    pub(crate) clock: Clock,
-    pub(crate) resolver_timeout: std::time::Duration,
-    pub(crate) token_cache: Option<TokenCache>,
 }
 
 impl<R> Clone for JwtPlanLayer<R> {
@@ -148,9 +136,6 @@ impl<S, R> Layer<S> for JwtPlanLayer<R> {
         JwtPlan::new(inner, self.shared.clone())
     }
 }
-
-/// Default bound on one subscription lookup.
-pub const DEFAULT_RESOLVER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Placeholder until [`JwtPlanLayerBuilder::resolver`] is called: a layer cannot be built
 /// without a subscription store.

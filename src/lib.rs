@@ -59,9 +59,14 @@
 //!    accepted and within its dates, or 403 `GATEWAY_PLAN_UNRESOLVABLE`.
 //! 6. **Context**: [`PlanContext`] and [`VerifiedClaims`] go into the request extensions.
 //!
-//! Outages are never a pass: keys that cannot be obtained give 503 `JWKS_UNAVAILABLE`, a store
-//! failure 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`. See [`default_rejection`] for the wire format
-//! (JSON body, `WWW-Authenticate`, gRPC status for gRPC requests).
+//! If no plan passes, the most telling refusal is answered: an outage outranks "no
+//! subscription", which outranks "invalid token". Outages are never a pass: keys that cannot be
+//! obtained give 503 `JWKS_UNAVAILABLE`, a store failure 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`.
+//! The [response table](default_rejection#response-table) gives every status, challenge, body
+//! and gRPC code.
+//!
+//! This list is the crate's one description of the order of the checks; the code that follows
+//! it is private (`src/check.rs`, see `ARCHITECTURE.md`).
 //!
 //! # Crypto backend
 //!
@@ -74,14 +79,18 @@
 //! # Features
 //!
 //! - `aws-lc-rs` (default), `rust-crypto`: see above.
-//! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`.
+//! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`
+//!   and `OptionalFromRequestParts`, with the rejections `MissingPlanContext`,
+//!   `ClaimsNotExtracted` and `VerifiedClaimsRejection`.
 //!
 //! [tower]: https://docs.rs/tower
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+mod check;
 mod context;
+pub mod defaults;
 mod error;
 mod future;
 mod jwks;
@@ -95,24 +104,17 @@ mod subscription;
 mod token;
 mod verify;
 
-pub use cache::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES, TokenCacheConfig};
+pub use cache::TokenCacheConfig;
 #[cfg(feature = "axum")]
-pub use context::MissingPlanContext;
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub use context::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};
 pub use context::{PlanContext, VerifiedClaims};
 pub use error::{AuthError, AuthErrorKind, BoxError, ConfigError, InvalidReason};
 pub use future::ResponseFuture;
-pub use jwks::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_REFRESH_INTERVAL, JwksCache, JwksCacheBuilder, JwksStats,
-    JwksWorker,
-};
-pub use key::{MAX_CANDIDATE_KEYS, MAX_KEYS_PER_SET, MAX_KID_BYTES, MAX_RSA_BITS, MIN_RSA_BITS};
-pub use layer::{DEFAULT_RESOLVER_TIMEOUT, JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
+pub use jwks::{JwksCache, JwksCacheBuilder, JwksStats, JwksWorker};
+pub use layer::{JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
 pub use plan::{Plan, PlanSecurity, PlanSet, PlanStatus};
-pub use resolver_cache::{
-    CachingResolver, CachingResolverBuilder, DEFAULT_RESOLVER_CACHE_ENTRIES,
-    DEFAULT_RESOLVER_NEGATIVE_TTL, DEFAULT_RESOLVER_TTL,
-};
+pub use resolver_cache::{CachingResolver, CachingResolverBuilder};
 pub use response::{
     DefaultRejection, RenderRejection, ResponseBody, default_rejection, grpc_code_of, is_grpc,
     status_of,
@@ -122,8 +124,8 @@ pub use subscription::{
     BoxResolveFuture, BoxResolver, InMemoryResolver, ResolveError, Subscription, SubscriptionQuery,
     SubscriptionResolver, SubscriptionStatus,
 };
-pub use token::{DEFAULT_MAX_TOKEN_BYTES, TokenSource};
-pub use verify::{DEFAULT_LEEWAY, JwtSettings, KeySource, ScopeMode};
+pub use token::TokenSource;
+pub use verify::{JwtSettings, KeySource, ScopeMode};
 
 /// Re-exported so users name algorithms without a direct `jsonwebtoken` dependency.
 pub use jsonwebtoken::Algorithm;

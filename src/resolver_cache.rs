@@ -12,16 +12,12 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::defaults::{
+    DEFAULT_RESOLVER_CACHE_ENTRIES, DEFAULT_RESOLVER_NEGATIVE_TTL, DEFAULT_RESOLVER_TTL,
+};
 use crate::subscription::{
     BoxResolveFuture, ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver,
 };
-
-/// Default time a found subscription is cached.
-pub const DEFAULT_RESOLVER_TTL: Duration = Duration::from_secs(30);
-/// Default time a "no subscription" answer is cached.
-pub const DEFAULT_RESOLVER_NEGATIVE_TTL: Duration = Duration::from_secs(5);
-/// Default number of cached answers.
-pub const DEFAULT_RESOLVER_CACHE_ENTRIES: u64 = 10_000;
 
 type Answer = Option<Subscription>;
 

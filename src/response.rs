@@ -1,19 +1,8 @@
-//! How a refusal goes on the wire: the one table from [`AuthErrorKind`] to HTTP status,
+//! How a refusal goes on the wire: the mapping from [`AuthErrorKind`] to HTTP status,
 //! RFC 6750 challenge, `Retry-After` and gRPC code, the JSON (or plain-text) body, and the
-//! [`ResponseBody`] that carries either the inner service's body or ours.
+//! [`ResponseBody`] that carries either the inner service's body or ours. The response table
+//! itself is documented once, on [`default_rejection`].
 //!
-//! | kind | HTTP | `WWW-Authenticate` | gRPC |
-//! |---|---|---|---|
-//! | `JWT_MISSING_TOKEN` | 401 | `Bearer` | 16 UNAUTHENTICATED |
-//! | `JWT_INVALID_TOKEN` | 401 | `Bearer error="invalid_token", error_description="..."` | 16 UNAUTHENTICATED |
-//! | `JWT_INSUFFICIENT_SCOPE` | 403 | `Bearer error="insufficient_scope"` | 7 PERMISSION_DENIED |
-//! | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
-//! | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
-//! | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
-//!
-//! The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
-//! the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get
-//! a trailers-only answer: HTTP 200 with `grpc-status` and a percent-encoded `grpc-message`.
 //! Nothing here ever includes the token or key material: the texts are fixed per reason.
 
 use std::pin::Pin;
@@ -123,20 +112,25 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     !any
 }
 
-/// Render a refusal the default way.
+/// Render a refusal the default way. This is the crate's response table; every other document
+/// links here.
 ///
-/// | kind | HTTP | `WWW-Authenticate` | gRPC |
-/// |---|---|---|---|
-/// | `JWT_MISSING_TOKEN` | 401 | `Bearer` | 16 UNAUTHENTICATED |
-/// | `JWT_INVALID_TOKEN` | 401 | `Bearer error="invalid_token", error_description="..."` | 16 UNAUTHENTICATED |
-/// | `JWT_INSUFFICIENT_SCOPE` | 403 | `Bearer error="insufficient_scope"` | 7 PERMISSION_DENIED |
-/// | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
-/// | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
-/// | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// # Response table
+///
+/// | case | `error` code | HTTP | `WWW-Authenticate` | gRPC |
+/// |---|---|---|---|---|
+/// | no bearer token (no `Authorization`, or another scheme) | `JWT_MISSING_TOKEN` | 401 | `Bearer` | 16 UNAUTHENTICATED |
+/// | invalid token (malformed, signature, alg, claims, unknown key) | `JWT_INVALID_TOKEN` | 401 | `Bearer error="invalid_token", error_description="..."` | 16 UNAUTHENTICATED |
+/// | required scope missing | `JWT_INSUFFICIENT_SCOPE` | 403 | `Bearer error="insufficient_scope"` | 7 PERMISSION_DENIED |
+/// | valid token, no usable subscription to a servable plan | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
+/// | keys cannot be obtained (no cached keys, IdP unreachable) | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | subscription store failed or timed out | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 ///
 /// The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
 /// the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get
 /// a trailers-only answer: HTTP 200 with `grpc-status` and a percent-encoded `grpc-message`.
+/// Messages and descriptions are fixed per reason: never the token, a claim value or key
+/// material.
 ///
 /// Custom renderers can call this and adjust the result.
 ///

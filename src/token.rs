@@ -13,10 +13,8 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::uri::PathAndQuery;
 use http::{HeaderMap, Uri};
 
+use crate::defaults::DEFAULT_MAX_TOKEN_BYTES;
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
-
-/// Default cap on a token's length, in bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// Where the layer looks for the token, and how large it may be.
 ///

@@ -13,10 +13,16 @@ use serde_json::{Value, json};
 use tower_jwt_plan::*;
 
 async fn layer() -> (JwksServer, JwtPlanLayer<InMemoryResolver>) {
+    layer_with(|settings| settings).await
+}
+
+async fn layer_with(
+    tune: impl FnOnce(JwtSettings) -> JwtSettings,
+) -> (JwksServer, JwtPlanLayer<InMemoryResolver>) {
     let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
     let cache = JwksCache::builder(server.url()).build().unwrap();
     assert!(cache.wait_ready(Duration::from_secs(5)).await);
-    let settings = JwtSettings::new(KeySource::jwks(cache)).issuer(ISS).audience(AUD);
+    let settings = tune(JwtSettings::new(KeySource::jwks(cache)).issuer(ISS).audience(AUD));
     let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
     let layer = JwtPlanLayer::builder("echo")
         .plan(Plan::jwt("gold", "Gold", settings))
@@ -98,6 +104,82 @@ async fn axum_extractors_with_the_feature() {
     assert_eq!(res.status(), 200);
     let res = send(app, "/unprotected", None).await.unwrap();
     assert_eq!(res.status(), 500, "a missing layer is a server error");
+}
+
+/// The extractors' rejections, as axum's own: a status, a client text, Display and Error; a
+/// distinct rejection when the plan keeps its claims to itself; `Option<_>` never fails.
+#[cfg(feature = "axum")]
+#[tokio::test]
+async fn axum_rejections_and_optional_extractors() {
+    use axum::extract::FromRequestParts;
+    use http_body_util::BodyExt;
+
+    let (mut parts, ()) = http::Request::new(()).into_parts();
+    let missing = PlanContext::from_request_parts(&mut parts, &()).await.unwrap_err();
+    assert_eq!(missing.status(), 500);
+    assert_eq!(missing.to_string(), missing.body_text());
+    assert!(missing.body_text().contains("PlanContext"), "{missing}");
+    let as_error: &dyn std::error::Error = &missing;
+    assert!(as_error.source().is_none());
+    let no_layer = VerifiedClaims::from_request_parts(&mut parts, &()).await.unwrap_err();
+    assert!(matches!(no_layer, VerifiedClaimsRejection::MissingPlanContext(_)), "{no_layer:?}");
+    assert_eq!(no_layer.status(), 500);
+
+    let (_idp, layer) = layer_with(|settings| settings.extract_claims(false)).await;
+    let text = |res: http::Response<axum::body::Body>| async move {
+        let status = res.status();
+        (
+            status,
+            String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec())
+                .unwrap(),
+        )
+    };
+    let routes =
+        axum::Router::new()
+            .route(
+                "/claims",
+                get(|claims: VerifiedClaims| async move {
+                    claims.get_str("sub").unwrap_or("").to_owned()
+                }),
+            )
+            .route(
+                "/maybe",
+                get(|ctx: Option<PlanContext>, claims: Option<VerifiedClaims>| async move {
+                    format!(
+                        "{}:{}",
+                        ctx.map_or("no context".into(), |c| c.plan_id().to_owned()),
+                        claims.is_some()
+                    )
+                }),
+            );
+    let protected = routes.clone().layer(layer);
+    let send = |app: axum::Router, uri: &str, token: Option<String>| {
+        let mut req = http::Request::builder().uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        tower::ServiceExt::oneshot(app, req.body(axum::body::Body::empty()).unwrap())
+    };
+    let token = || Some(rsa().token("k1", &claims()));
+
+    // Granted by a plan with extract_claims(false): a distinct 500, not "is the layer installed?".
+    let (status, body) = text(send(protected.clone(), "/claims", token()).await.unwrap()).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("extract_claims(false)"), "{body}");
+    assert!(!body.contains("gold"), "the client text does not name the plan: {body}");
+    assert_eq!(
+        text(send(protected, "/maybe", token()).await.unwrap()).await,
+        (http::StatusCode::OK, "gold:false".to_owned())
+    );
+
+    // No layer at all: the optional extractors give None, the required one the other rejection.
+    assert_eq!(
+        text(send(routes.clone(), "/maybe", None).await.unwrap()).await,
+        (http::StatusCode::OK, "no context:false".to_owned())
+    );
+    let (status, body) = text(send(routes, "/claims", None).await.unwrap()).await;
+    assert_eq!(status, 500);
+    assert!(body.contains("is JwtPlanLayer installed?"), "{body}");
 }
 
 #[tokio::test]

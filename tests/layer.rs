@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::json;
+use tower_jwt_plan::defaults::DEFAULT_FETCH_TIMEOUT;
 use tower_jwt_plan::*;
 
 /// The caches here allow one on-demand fetch per 200 ms, counted from the last fetch.

@@ -19,6 +19,7 @@ use common::*;
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde_json::{Value, json};
+use tower_jwt_plan::defaults::MAX_KEYS_PER_SET;
 use tower_jwt_plan::*;
 
 const SECRET: [u8; 32] = [5u8; 32];

@@ -27,9 +27,8 @@ use jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Value, json};
-use tower_jwt_plan::{
-    ConfigError, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, MIN_RSA_BITS, Plan,
-};
+use tower_jwt_plan::defaults::MIN_RSA_BITS;
+use tower_jwt_plan::{ConfigError, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan};
 
 fn load(name: &str) -> Value {
     let path = format!("{}/tests/vectors/wycheproof/{name}", env!("CARGO_MANIFEST_DIR"));

@@ -1,0 +1,20 @@
+//! Token verification, by concept:
+//!
+//! - [`settings`]: [`JwtSettings`], one JWT plan's settings, and their compile step;
+//! - [`rules`]: [`ClaimRules`], the claim checks compiled from them, and [`ScopeMode`];
+//! - [`jws`]: strict parsing of the compact JWS and its JSON, before any key is touched;
+//! - [`key_source`]: [`KeySource`], where the keys come from, and the signature check.
+//!
+//! The order in which these run for a request is in [`crate::check`].
+
+mod jws;
+mod key_source;
+mod rules;
+mod settings;
+
+pub(crate) use jws::parse_jws;
+pub use key_source::KeySource;
+pub(crate) use key_source::SignatureCheck;
+pub(crate) use rules::ClaimRules;
+pub use rules::ScopeMode;
+pub use settings::JwtSettings;

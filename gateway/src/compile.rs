@@ -56,7 +56,7 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The JWKS cache for `url`: one per URL, reused from the previous generation when possible.
+/// The JWKS cache for `url`: one per URL, reused from the previous table when possible.
 fn jwks_cache(
     url: &str,
     known: &HashMap<String, JwksCache>,
@@ -178,7 +178,7 @@ fn build_plan(
 }
 
 /// Validate a configuration whole and build its routing table. Nothing is spawned: JWKS
-/// workers of new URLs are returned, to be spawned only if the generation is used.
+/// workers of new URLs are returned, to be spawned only if the table is used.
 pub(crate) fn compile(
     config: &Config,
     known: &HashMap<String, JwksCache>,

@@ -1,7 +1,7 @@
 //! The proxy: the service inside each API's `JwtPlanLayer`, which forwards a request to the
 //! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
 //!
-//! Also the answers the gateway makes itself ([`gateway_error`]) and the hop-by-hop header
+//! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
 //! rules, shared with [`crate::routing`]. Imports no other module of the gateway.
 
 use std::convert::Infallible;

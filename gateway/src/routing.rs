@@ -1,7 +1,7 @@
 //! The routing table: longest-prefix routing of a request to its API, refusals the gateway
 //! makes before any API sees the request, and the access log (one line per request).
 //!
-//! A [`RoutingTable`] is immutable: [`crate::compile`] builds one from a configuration and
+//! A `RoutingTable` is immutable: [`crate::compile`] builds one from a configuration and
 //! [`crate::serve`] swaps it in whole. Imports only [`crate::proxy`].
 
 use std::fmt;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Load test of the example gateway with wrk (a real HTTP load generator), on loopback only,
+# Load test of the gateway (workspace member gateway/) with wrk (a real HTTP load generator), on loopback only,
 # bounded in time: the demo gateway with its JWT plan against the same gateway started with
 # --benchmark-without-plans (same proxy, no layer). Repeat tokens, so the layer's token cache hits.
 #
@@ -13,8 +13,10 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)..." >&2
   apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }
 fi
-cargo build --release --example gateway >/dev/null 2>&1
-bin=target/release/examples/gateway
+# The gateway's own binary: the same program as `cargo run --example gateway`, without building
+# the root package's dev-dependencies.
+cargo build --release -p tower-jwt-plan-gateway --bin gateway >/dev/null 2>&1
+bin=target/release/gateway
 
 run() {
   local mode="$1"; shift

@@ -1,0 +1,275 @@
+//! The proxy: the service inside each API's `JwtPlanLayer`, which forwards a request to the
+//! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
+//!
+//! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
+//! rules, shared with [`crate::routing`]. Imports no other module of the gateway.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{
+    CONNECTION, CONTENT_TYPE, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
+    TRANSFER_ENCODING, UPGRADE,
+};
+use http::uri::Authority;
+use http::{Request, Response, StatusCode, Uri, Version};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use serde_json::json;
+use tower::Service;
+use tower_jwt_plan::{BoxError, PlanContext};
+
+/// Response body of everything the gateway answers.
+pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The client every backend request goes through; clones share its connection pool.
+pub(crate) type HttpClient = Client<HttpConnector, Incoming>;
+
+/// A client with connect and idle timeouts.
+pub(crate) fn http_client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(5)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// A backend URL: `http://host[:port][/base/path]`.
+#[derive(Clone)]
+pub(crate) struct Backend {
+    authority: Authority,
+    host: HeaderValue,
+    base_path: String,
+}
+
+impl Backend {
+    pub(crate) fn parse(url: &str) -> Result<Self, &'static str> {
+        let uri: Uri = url.parse().map_err(|_| "not a URL")?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err("https backends are not supported by this example (no TLS client)");
+            }
+            _ => return Err("must be an http:// URL"),
+        }
+        let authority = uri.authority().ok_or("has no host")?.clone();
+        if authority.as_str().contains('@') {
+            return Err("must not contain user info");
+        }
+        if authority.host().is_empty() {
+            return Err("has no host");
+        }
+        if uri.query().is_some() {
+            return Err("must not have a query string");
+        }
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid host")?;
+        Ok(Self { authority, host, base_path: uri.path().trim_end_matches('/').to_owned() })
+    }
+}
+
+/// Remote address of the client, for `x-forwarded-for`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+/// The error code of an answer the gateway itself made, for the access log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct GatewayCode(pub(crate) &'static str);
+
+/// Drop hop-by-hop headers (RFC 9110 §7.6.1), including those listed in `Connection`.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    let proxy: Vec<HeaderName> =
+        headers.keys().filter(|name| name.as_str().starts_with("proxy-")).cloned().collect();
+    for name in proxy {
+        headers.remove(name);
+    }
+}
+
+fn full_body(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
+}
+
+/// A JSON error answered by the gateway itself, in the crate's format.
+pub(crate) fn gateway_error(
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response<Body> {
+    let body = json!({
+        "error": code,
+        "message": message,
+        "http_status_code": status.as_u16(),
+    });
+    let mut response = Response::new(full_body(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.extensions_mut().insert(GatewayCode(code));
+    response
+}
+
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Forwards to one API's backend.
+#[derive(Clone)]
+pub(crate) struct Proxy {
+    target: Arc<Target>,
+    client: HttpClient,
+}
+
+struct Target {
+    prefix_len: usize,
+    backend: Backend,
+    timeout: Duration,
+}
+
+impl Service<Request<Incoming>> for Proxy {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<Incoming>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            // The layer put the context in the request; hand it to the access log through the
+            // response, whatever the backend answers.
+            let context = req.extensions().get::<PlanContext>().cloned();
+            let mut response = this.forward(req).await;
+            if let Some(context) = context {
+                response.extensions_mut().insert(context);
+            }
+            Ok(response)
+        })
+    }
+}
+
+impl Proxy {
+    /// A proxy to `backend` for an API whose context path is `prefix_len` bytes long.
+    pub(crate) fn new(
+        prefix_len: usize,
+        backend: Backend,
+        timeout: Duration,
+        client: HttpClient,
+    ) -> Self {
+        Self { target: Arc::new(Target { prefix_len, backend, timeout }), client }
+    }
+
+    async fn forward(&self, req: Request<Incoming>) -> Response<Body> {
+        let (mut parts, body) = req.into_parts();
+        let target = &self.target;
+        let rest = parts.uri.path().get(target.prefix_len..).unwrap_or("");
+        let mut path = String::with_capacity(target.backend.base_path.len() + rest.len() + 1);
+        path.push_str(&target.backend.base_path);
+        path.push_str(rest);
+        if path.is_empty() {
+            path.push('/');
+        }
+        if let Some(query) = parts.uri.query() {
+            path.push('?');
+            path.push_str(query);
+        }
+        let uri = match Uri::builder()
+            .scheme("http")
+            .authority(target.backend.authority.clone())
+            .path_and_query(path)
+            .build()
+        {
+            Ok(uri) => uri,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot build the backend URI");
+                return gateway_error(StatusCode::BAD_REQUEST, "BAD_PATH", "invalid path");
+            }
+        };
+
+        let original_host =
+            parts.headers.get(HOST).cloned().or_else(|| {
+                parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            });
+        parts.headers.insert(HOST, target.backend.host.clone());
+        if let Some(host) = original_host {
+            parts.headers.insert("x-forwarded-host", host);
+        }
+        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
+            let mut chain: Vec<String> = parts
+                .headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                .collect();
+            chain.push(peer.ip().to_string());
+            if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
+                parts.headers.insert("x-forwarded-for", value);
+            }
+        }
+        // hyper's server already answered any `Expect: 100-continue`.
+        parts.headers.remove(EXPECT);
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+
+        let request = Request::from_parts(parts, body);
+        match tokio::time::timeout(target.timeout, self.client.request(request)).await {
+            Err(_) => {
+                tracing::warn!(backend = %target.backend.authority, timeout_secs = target.timeout.as_secs_f64(), "backend timed out");
+                gateway_error(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "BACKEND_TIMEOUT",
+                    "the backend did not answer in time",
+                )
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(backend = %target.backend.authority, error = %error_chain(&err), "backend request failed");
+                gateway_error(
+                    StatusCode::BAD_GATEWAY,
+                    "BACKEND_UNAVAILABLE",
+                    "the backend could not be reached",
+                )
+            }
+            Ok(Ok(response)) => {
+                let (mut parts, body) = response.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                Response::from_parts(parts, body.map_err(BoxError::from).boxed_unsync())
+            }
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The routing table: longest-prefix routing of a request to its API, refusals the gateway
+//! makes before any API sees the request, and the access log (one line per request).
+//!
+//! A `RoutingTable` is immutable: [`crate::compile`] builds one from a configuration and
+//! [`crate::serve`] swaps it in whole. Imports only [`crate::proxy`].
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tower::ServiceExt;
+use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext};
+
+use crate::proxy::{Body, ClientAddr, GatewayCode, Proxy, gateway_error, strip_hop_by_hop};
+
+/// Counts, for log lines and `--check`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// APIs.
+    pub apis: usize,
+    /// Plans, over all APIs.
+    pub plans: usize,
+    /// Applications.
+    pub applications: usize,
+    /// Subscriptions.
+    pub subscriptions: usize,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |count: usize, word: &str| {
+            let s = if count == 1 { "" } else { "s" };
+            format!("{count} {word}{s}")
+        };
+        write!(
+            f,
+            "{}, {}, {}, {}",
+            n(self.apis, "API"),
+            n(self.plans, "plan"),
+            n(self.applications, "application"),
+            n(self.subscriptions, "subscription")
+        )
+    }
+}
+
+/// One configuration, ready to serve. Immutable: a reload builds a new one.
+pub(crate) struct RoutingTable {
+    /// Longest prefix first.
+    pub(crate) routes: Vec<Route>,
+    /// The configuration's `listen`, to warn when a reload changes it.
+    pub(crate) listen: Option<SocketAddr>,
+    /// Counts of this configuration.
+    pub(crate) summary: Summary,
+}
+
+/// One API: its context path and its layered proxy.
+pub(crate) struct Route {
+    pub(crate) api: Arc<str>,
+    /// The context path without its trailing `/` (`""` for `/`).
+    pub(crate) prefix: String,
+    pub(crate) service: JwtPlan<Proxy, InMemoryResolver>,
+    /// The same proxy without the layer, used only by `--benchmark-without-plans`.
+    pub(crate) proxy: Proxy,
+}
+
+impl RoutingTable {
+    /// The route of the longest context path that is `path` or a segment-boundary prefix of it.
+    fn route(&self, path: &str) -> Option<&Route> {
+        self.routes.iter().find(|route| {
+            path.strip_prefix(route.prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
+
+    /// Answer one request: route, check, forward, log.
+    /// With `unprotected` (`--benchmark-without-plans`), the layer is bypassed.
+    pub(crate) async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        unprotected: bool,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        let method = req.method().clone();
+        let path = req.uri().path().to_owned();
+        let mut api = None;
+        let response = if method == Method::CONNECT {
+            gateway_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "METHOD_NOT_ALLOWED",
+                "CONNECT is not supported",
+            )
+        } else if has_dot_segment(&path) {
+            gateway_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_PATH",
+                "paths with `.` or `..` segments are refused",
+            )
+        } else if let Some(route) = self.route(&path) {
+            api = Some(route.api.clone());
+            // Before the layer, so that headers it sets cannot be named in `Connection`.
+            strip_hop_by_hop(req.headers_mut());
+            req.extensions_mut().insert(ClientAddr(peer));
+            let response = if unprotected {
+                route.proxy.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
+            } else {
+                route.service.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
+            };
+            match response {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        } else {
+            gateway_error(StatusCode::NOT_FOUND, "NO_ROUTE", "no API is served at this path")
+        };
+        let extensions = response.extensions();
+        let context = extensions.get::<PlanContext>();
+        let error = extensions
+            .get::<AuthError>()
+            .map(AuthError::code)
+            .or_else(|| extensions.get::<GatewayCode>().map(|c| c.0));
+        tracing::info!(
+            target: "gateway::access",
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            api = api.as_deref().unwrap_or("-"),
+            plan = context.map_or("-", PlanContext::plan_id),
+            client_id = context.map_or("-", PlanContext::client_id),
+            error = error.unwrap_or("-"),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        response
+    }
+}
+
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}

@@ -1,0 +1,260 @@
+//! Serving: the live [`Gateway`] (one routing table behind one `ArcSwap`, swapped whole by
+//! [`Gateway::redeploy`]), the accept loop with graceful shutdown, and the signals (SIGHUP
+//! reloads the file, SIGTERM/SIGINT stop).
+//!
+//! Each request loads the table once, so it sees the old configuration or the new one, never
+//! a mix. Another listener (an admin API, say) would be one more accept loop here over the same
+//! `Gateway`. Imports [`crate::config`], [`crate::compile`], [`crate::routing`] and
+//! [`crate::proxy`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tokio::sync::watch;
+use tower_jwt_plan::JwksCache;
+
+use crate::compile::compile;
+use crate::config::{Config, load_config};
+use crate::proxy::{Body, HttpClient, http_client};
+use crate::routing::{RoutingTable, Summary};
+
+/// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The running gateway. Clones share everything.
+#[derive(Clone)]
+pub struct Gateway {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    current: ArcSwap<RoutingTable>,
+    /// JWKS caches of the current table, by URL; kept across reloads.
+    caches: Mutex<HashMap<String, JwksCache>>,
+    client: HttpClient,
+    /// `--benchmark-without-plans`: bypass the layer.
+    unprotected: bool,
+}
+
+/// Build a gateway from a configuration: validate it whole, then start the JWKS workers.
+/// Must run inside a Tokio runtime.
+pub fn build_app(config: &Config) -> Result<Gateway, String> {
+    build_app_with(config, false)
+}
+
+/// [`build_app`], optionally without the layer (`--benchmark-without-plans`).
+pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, String> {
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
+    let client = http_client();
+    let compiled = compile(config, &HashMap::new(), &client)?;
+    for worker in compiled.workers {
+        runtime.spawn(worker.run());
+    }
+    Ok(Gateway {
+        inner: Arc::new(Inner {
+            current: ArcSwap::from_pointee(compiled.table),
+            caches: Mutex::new(compiled.caches),
+            client,
+            unprotected,
+        }),
+    })
+}
+
+impl Gateway {
+    /// Validate `config` whole and swap it in atomically. On error nothing changes.
+    pub fn redeploy(&self, config: &Config) -> Result<Summary, String> {
+        let mut caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        let compiled = compile(config, &caches, &self.inner.client)?;
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| "redeploy must run inside a Tokio runtime".to_owned())?;
+        for worker in compiled.workers {
+            runtime.spawn(worker.run());
+        }
+        let summary = compiled.table.summary;
+        let old = self.inner.current.swap(Arc::new(compiled.table));
+        // Caches no longer used stop their workers once the old table is gone.
+        *caches = compiled.caches;
+        let new = self.inner.current.load();
+        if old.listen != new.listen {
+            tracing::warn!("the `listen` address changed; it takes effect only after a restart");
+        }
+        Ok(summary)
+    }
+
+    /// Counts of the configuration now serving.
+    pub fn summary(&self) -> Summary {
+        self.inner.current.load().summary
+    }
+
+    /// The JWKS URLs in use, one cache each, sorted.
+    pub fn jwks_urls(&self) -> Vec<String> {
+        let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut urls: Vec<String> = caches.keys().cloned().collect();
+        urls.sort();
+        urls
+    }
+
+    /// Wait until every JWKS cache holds keys, or `timeout` passes. Returns whether all do.
+    pub async fn wait_for_keys(&self, timeout: Duration) -> bool {
+        let caches: Vec<JwksCache> = {
+            let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
+            caches.values().cloned().collect()
+        };
+        let deadline = Instant::now() + timeout;
+        for cache in caches {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !cache.wait_ready(left).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Answer one request with the table serving now.
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let table = self.inner.current.load_full();
+        table.handle(req, peer, self.inner.unprotected).await
+    }
+}
+
+/// Serve until `shutdown` completes, then stop accepting and give open connections
+/// [`SHUTDOWN_GRACE`] to finish their requests.
+pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    connections.spawn(serve_connection(stream, peer, gateway.clone(), stop_rx.clone()));
+                }
+                Err(err) => {
+                    // Typically out of file descriptors: back off instead of spinning.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    tracing::info!(
+        open_connections = connections.len(),
+        "no longer accepting connections; finishing in-flight requests"
+    );
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open_connections = connections.len(),
+            "grace period over; closing the remaining connections"
+        );
+        connections.shutdown().await;
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    gateway: Gateway,
+    mut stop: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |req| {
+        let gateway = gateway.clone();
+        async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+    });
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder.http1().timer(TokioTimer::new());
+    builder.http2().timer(TokioTimer::new());
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(err) = result {
+                tracing::debug!(%peer, error = %err, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stop| *stop) => {}
+    }
+    connection.as_mut().graceful_shutdown();
+    if let Err(err) = connection.await {
+        tracing::debug!(%peer, error = %err, "connection ended with an error");
+    }
+}
+
+/// The signals the gateway obeys: SIGHUP reloads, SIGTERM and SIGINT stop.
+pub(crate) struct Signals {
+    hangup: Signal,
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Signals {
+    /// Installed before anything listens, so an early SIGHUP cannot kill the process.
+    pub(crate) fn install() -> Result<Self, String> {
+        let install = |kind: SignalKind| {
+            signal(kind).map_err(|e| format!("cannot install a signal handler: {e}"))
+        };
+        Ok(Self {
+            hangup: install(SignalKind::hangup())?,
+            terminate: install(SignalKind::terminate())?,
+            interrupt: install(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Serve until SIGTERM or SIGINT, reloading `file` on every SIGHUP (the demo has none).
+    pub(crate) async fn serve(
+        self,
+        listener: TcpListener,
+        gateway: Gateway,
+        file: Option<PathBuf>,
+    ) {
+        let Self { hangup, mut terminate, mut interrupt } = self;
+        tokio::spawn(reload_on_hangup(hangup, file, gateway.clone()));
+        let shutdown = async move {
+            let name = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!(signal = name, "shutting down");
+        };
+        serve(listener, gateway, shutdown).await;
+    }
+}
+
+async fn reload_on_hangup(mut hangup: Signal, file: Option<PathBuf>, gateway: Gateway) {
+    while hangup.recv().await.is_some() {
+        let Some(file) = &file else {
+            tracing::warn!("SIGHUP ignored: the demo has no configuration file");
+            continue;
+        };
+        let shown = file.display().to_string();
+        match load_config(file).and_then(|config| gateway.redeploy(&config)) {
+            Ok(summary) => {
+                tracing::info!(file = %shown, %summary, "configuration reloaded");
+            }
+            Err(err) => {
+                tracing::error!(file = %shown, error = %err, "configuration reload refused; the previous configuration keeps serving");
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! The binary as a process: startup refusals, `--check`, `--help`, SIGTERM.
+
+use super::*;
+
+#[tokio::test]
+async fn startup_refuses_invalid_files_with_one_line() {
+    let f = Fixture::start().await;
+    let good = f.simple_config();
+    let keyless = |status: &str| {
+        good.replacen(
+            "[[api.plan]]",
+            &format!("[[api.plan]]\nid = \"open\"\nsecurity = \"keyless\"\nstatus = \"{status}\"\n\n[[api.plan]]"),
+            1,
+        )
+    };
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "unknown field",
+            good.replacen("context_path", "colour = \"blue\"\ncontext_path", 1),
+            "unknown field `colour`",
+        ),
+        ("keyless published", keyless("published"), "keyless"),
+        ("keyless deprecated", keyless("deprecated"), "keyless"),
+        (
+            "duplicate api ids",
+            format!("{}{good}", f.api("echo", "/other", "", &f.jwt_plan("x", ""))),
+            "duplicate api id `echo`",
+        ),
+        (
+            "duplicate plan ids",
+            good.replacen(
+                "[[application]]",
+                &format!("{}[[application]]", f.jwt_plan("gold", "")),
+                1,
+            ),
+            "duplicate plan id `gold`",
+        ),
+        (
+            "duplicate application ids",
+            format!("{good}{}", app("app-1", "client-9")),
+            "duplicate application id `app-1`",
+        ),
+        (
+            "duplicate subscription ids",
+            format!("{good}{}", sub("sub-1", "echo", "gold", "app-2")),
+            "duplicate subscription id `sub-1`",
+        ),
+        (
+            "unknown plan reference",
+            format!("{good}{}", sub("sub-2", "echo", "silver", "app-2")),
+            "api `echo` has no plan `silver`",
+        ),
+        (
+            "unknown application reference",
+            format!("{good}{}", sub("sub-2", "echo", "gold", "app-9")),
+            "unknown application `app-9`",
+        ),
+        (
+            "unknown api reference",
+            format!("{good}{}", sub("sub-2", "nope", "gold", "app-2")),
+            "unknown api `nope`",
+        ),
+        (
+            "two key sources",
+            good.replacen(
+                "jwks_url",
+                "hmac_secret = \"0123456789abcdef0123456789abcdef\"\njwks_url",
+                1,
+            ),
+            "exactly one of",
+        ),
+        ("syntax error", format!("[[api]\n{good}"), "line 1"),
+    ];
+    for (what, text, expected) in &cases {
+        let path = f.write("bad.toml", text);
+        let file = path.to_str().expect("utf-8 path");
+        for check in [false, true] {
+            let mut args = vec!["--config", file];
+            if check {
+                args.push("--check");
+            } else {
+                args.extend(["--listen", "127.0.0.1:0"]);
+            }
+            let (status, stdout, stderr) = run_to_exit(&args).await;
+            assert!(!status.success(), "{what} (check: {check}) was accepted");
+            assert!(stdout.is_empty(), "{what}: stdout {stdout:?}");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            assert_eq!(lines.len(), 1, "{what}: stderr {stderr:?}");
+            assert!(
+                lines[0].starts_with("gateway: error: ") && lines[0].contains(file),
+                "{what}: {stderr:?}"
+            );
+            assert!(lines[0].contains(expected), "{what}: {stderr:?}");
+            assert!(!stderr.contains("panicked"), "{what}: {stderr:?}");
+        }
+    }
+
+    let missing = f.dir.0.join("missing.toml");
+    let (status, _, stderr) = run_to_exit(&["--config", missing.to_str().expect("utf-8")]).await;
+    assert!(!status.success());
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("cannot read the file"), "{stderr:?}");
+}
+
+#[tokio::test]
+async fn check_accepts_a_valid_file_and_help_documents_every_option() {
+    let f = Fixture::start().await;
+    let path = f.write("good.toml", &f.simple_config());
+    let (status, stdout, stderr) =
+        run_to_exit(&["--config", path.to_str().expect("utf-8"), "--check"]).await;
+    assert!(status.success(), "{stderr}");
+    assert!(stdout.contains("ok (1 API, 1 plan, 2 applications, 1 subscription)"), "{stdout}");
+
+    let (status, help, _) = run_to_exit(&["--help"]).await;
+    assert!(status.success());
+    for option in ["--config", "--listen", "--check", "--log-format", "--help"] {
+        assert!(help.contains(option), "--help lacks {option}:\n{help}");
+    }
+
+    // --check needs a file.
+    let (status, _, stderr) = run_to_exit(&["--check"]).await;
+    assert!(!status.success());
+    assert!(stderr.contains("--config"), "{stderr}");
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let f = Fixture::start().await;
+    let path = f.write("gw.toml", &f.simple_config());
+    let mut gw = GatewayProcess::spawn(&["--config", path.to_str().expect("utf-8")]).await;
+    let base = gw.base.clone();
+    let token = f.token("client-1");
+
+    let url = format!("{base}/echo/slow?ms=2000");
+    let in_flight = tokio::spawn(async move { get(&url, Some(&token)).await });
+    // Wait until the request is at the upstream, so it is in flight when the signal lands.
+    let arrived = async {
+        while f.slow_started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    tokio::time::timeout(EXCHANGE, arrived).await.expect("the slow request reached the upstream");
+    let stopped_at = Instant::now();
+    gw.signal("TERM");
+
+    // New connections are refused while the in-flight request finishes.
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("address");
+    let refused = async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("listener closed after SIGTERM");
+
+    let reply = in_flight.await.expect("request task");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(&reply.body[..], b"slow done");
+    let status = gw.wait_exit().await;
+    assert!(status.success(), "{status}");
+    assert!(stopped_at.elapsed() < Duration::from_secs(10));
+}

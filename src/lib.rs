@@ -87,6 +87,7 @@ mod future;
 mod jwks;
 mod key;
 mod layer;
+pub mod limit;
 mod plan;
 mod resolver_cache;
 mod response;

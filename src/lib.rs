@@ -75,6 +75,12 @@
 //!
 //! - `aws-lc-rs` (default), `rust-crypto`: see above.
 //! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`.
+//! - `redis`: plan restriction counters shared through Redis (`limit::RedisStore`).
+//!
+//! # Plan restrictions
+//!
+//! [`limit::PlanLimitLayer`], placed inside [`JwtPlanLayer`], applies each plan's rate limit,
+//! quota and spike arrest per subscription; see [`limit`].
 //!
 //! [tower]: https://docs.rs/tower
 

@@ -109,6 +109,13 @@ pub enum AuthErrorKind {
     JwksUnavailable,
     /// The subscription store failed (`GATEWAY_PLAN_RESOLUTION_FAILURE`, 503).
     ResolutionFailure,
+    /// The plan's rate limit is used up (`RATE_LIMIT_TOO_MANY_REQUESTS`, 429). Only
+    /// [`PlanLimitLayer`](crate::limit::PlanLimitLayer) answers this.
+    RateLimitExceeded,
+    /// The plan's quota is used up (`QUOTA_TOO_MANY_REQUESTS`, 429).
+    QuotaExceeded,
+    /// The plan's spike arrest refuses a request this soon (`SPIKE_ARREST_TOO_MANY_REQUESTS`, 429).
+    SpikeArrestExceeded,
 }
 
 impl AuthErrorKind {
@@ -121,6 +128,9 @@ impl AuthErrorKind {
             Self::PlanUnresolvable => "GATEWAY_PLAN_UNRESOLVABLE",
             Self::JwksUnavailable => "JWKS_UNAVAILABLE",
             Self::ResolutionFailure => "GATEWAY_PLAN_RESOLUTION_FAILURE",
+            Self::RateLimitExceeded => "RATE_LIMIT_TOO_MANY_REQUESTS",
+            Self::QuotaExceeded => "QUOTA_TOO_MANY_REQUESTS",
+            Self::SpikeArrestExceeded => "SPIKE_ARREST_TOO_MANY_REQUESTS",
         }
     }
 
@@ -134,6 +144,8 @@ impl AuthErrorKind {
             Self::InsufficientScope => 3,
             Self::JwksUnavailable => 4,
             Self::ResolutionFailure => 5,
+            // Limits are judged after a plan is chosen, never while choosing one.
+            Self::RateLimitExceeded | Self::QuotaExceeded | Self::SpikeArrestExceeded => 6,
         }
     }
 }

@@ -75,13 +75,18 @@
 //!
 //! - `aws-lc-rs` (default), `rust-crypto`: see above.
 //! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`.
+//! - `sqlite`, `postgres`: the [`catalog`]'s SQLite and PostgreSQL stores (sqlx, migrations
+//!   embedded). Without them the catalog has its in-memory store only, and no database driver
+//!   is compiled.
 //!
 //! [tower]: https://docs.rs/tower
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+pub mod catalog;
 mod context;
+pub mod definition;
 mod error;
 mod future;
 mod jwks;

@@ -9,6 +9,8 @@ mod common;
 
 use std::future::Future;
 use std::path::PathBuf;
+#[cfg(feature = "postgres")]
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -35,6 +37,7 @@ enum Kind {
 }
 
 /// A store for one test, and how to open it again.
+#[cfg_attr(not(all(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 struct Env {
     kind: Kind,
     catalog: Catalog,
@@ -136,6 +139,7 @@ fn postgres_url() -> Option<String> {
 }
 
 /// `url` with its database replaced by `db`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn with_database(url: &str, db: &str) -> String {
     let mut parsed = url::Url::parse(url).expect("TJP_TEST_POSTGRES_URL is a URL");
     parsed.set_path(&format!("/{db}"));
@@ -432,8 +436,7 @@ async fn subscription_transitions(env: Env) {
     let application = app(c, "dated", "client-dated").await;
     let sub = c.subscribe(&api, &NewSubscription::new(&application, &manual)).await.unwrap();
     let start = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
-    let bad =
-        AcceptOptions { starting_at: Some(start), ending_at: Some(start), ..Default::default() };
+    let bad = AcceptOptions { starting_at: Some(start), ending_at: Some(start) };
     assert_eq!(code(c.accept_subscription(&api, &sub.id, &bad).await), "INVALID_REQUEST");
     let good = AcceptOptions {
         starting_at: Some(start),
@@ -952,4 +955,222 @@ async fn source_document_flow(env: Env) {
         assert!(start.elapsed() < Duration::from_secs(1), "still served: {}", answer.status);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+// ---- PostgreSQL: two live views, a cut connection ----------------------------------------------
+
+/// A TCP proxy in front of PostgreSQL that the test can cut (closing every connection and
+/// refusing new ones) and restore.
+#[cfg(feature = "postgres")]
+struct Proxy {
+    addr: std::net::SocketAddr,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+    conns: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+#[cfg(feature = "postgres")]
+impl Proxy {
+    async fn start(upstream: String) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let conns = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, conns2) = (cut.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut client, _)) = listener.accept().await else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    continue; // dropped: refused
+                }
+                let upstream = upstream.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns2.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { addr, cut, conns }
+    }
+
+    fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for conn in self.conns.lock().unwrap().drain(..) {
+            conn.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_live_views() {
+    let Some(admin) = postgres_url() else { return };
+    let (url, db) = create_database(&admin).await;
+    let outcome = tokio::spawn(two_live_views(url)).await;
+    drop_database(&admin, &db).await;
+    if let Err(err) = outcome {
+        std::panic::resume_unwind(err.into_panic());
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn hs256_token(client: &str) -> String {
+    let mut claims = claims();
+    claims["client_id"] = json!(client);
+    Signer::hmac(SECRET.as_bytes()).token_with(tower_jwt_plan::Algorithm::HS256, "k", &claims)
+}
+
+/// Send `client`'s token through `live`'s layer for `echo` until it answers `status`.
+#[cfg(feature = "postgres")]
+async fn answers(live: &LiveCatalog, client: &str, status: u16, within: Duration, what: &str) {
+    let start = Instant::now();
+    let seen = Seen::default();
+    loop {
+        let layer = live.api("echo").expect("echo is deployed").layer;
+        let got = send(&layer, &seen, bearer(&hs256_token(client))).await.status;
+        if got == status {
+            return;
+        }
+        assert!(start.elapsed() < within, "{what}: {client} got {got}, want {status}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn two_live_views(url: String) {
+    let direct = Catalog::connect_postgres(&url).await.unwrap();
+    let parsed = url::Url::parse(&url).unwrap();
+    let upstream = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
+    let proxy = Proxy::start(upstream).await;
+    let mut via = parsed.clone();
+    via.set_host(Some("127.0.0.1")).unwrap();
+    via.set_port(Some(proxy.addr.port())).unwrap();
+    // Two pools, two views, as two gateway processes would have. The poll is slow on purpose:
+    // changes must arrive within 1 s through LISTEN/NOTIFY.
+    let (a, b) = (connect_postgres(via.as_str()).await, connect_postgres(via.as_str()).await);
+    let start = |c: &Catalog| {
+        LiveCatalog::builder(c.clone())
+            .poll_interval(Duration::from_secs(5))
+            .warn_interval(Duration::from_secs(1))
+            .start()
+    };
+    let (live_a, live_b) = (start(&a).await.unwrap(), start(&b).await.unwrap());
+
+    let api = api(&a, "echo").await;
+    let gold = published(&a, &api, "gold", Validation::Manual).await;
+    let silver = published(&a, &api, "silver", Validation::Auto).await;
+    a.deploy(&api, None).await.unwrap();
+    let app1 = app(&a, "app-1", "client-1").await;
+    let app2 = app(&a, "app-2", "client-2").await;
+    let pending = a.subscribe(&api, &NewSubscription::new(&app1, &gold)).await.unwrap();
+    let on_silver = a.subscribe(&api, &NewSubscription::new(&app2, &silver)).await.unwrap();
+    for live in [&live_a, &live_b] {
+        eventually(Duration::from_secs(1), "deployed on both", || live.api(&api).is_some()).await;
+        answers(live, "client-2", 200, Duration::from_secs(1), "auto-accepted on silver").await;
+        answers(live, "client-1", 403, Duration::from_secs(1), "pending is not served").await;
+    }
+
+    // Accepted through one: served by the other within 1 s.
+    a.accept_subscription(&api, &pending.id, &AcceptOptions::default()).await.unwrap();
+    answers(&live_b, "client-1", 200, Duration::from_secs(1), "accept through A, served by B")
+        .await;
+    // A plan closed through one: no longer served by the other within 1 s.
+    b.close_plan(&api, &gold).await.unwrap();
+    answers(&live_a, "client-1", 403, Duration::from_secs(1), "close through B, refused by A")
+        .await;
+
+    // The connection is cut: both keep serving their last snapshot and report staleness.
+    proxy.cut();
+    eventually(Duration::from_secs(15), "staleness reported", || {
+        live_a.staleness().is_some() && live_b.staleness().is_some()
+    })
+    .await;
+    assert_eq!(code(a.revision().await), "STORE_UNAVAILABLE");
+    direct.close_subscription(&api, &on_silver.id).await.unwrap();
+    for live in [&live_a, &live_b] {
+        answers(live, "client-2", 200, Duration::from_secs(1), "last snapshot serves").await;
+    }
+
+    // Restored: both catch up with the change made meanwhile.
+    proxy.restore();
+    for live in [&live_a, &live_b] {
+        answers(live, "client-2", 403, Duration::from_secs(15), "caught up after the outage").await;
+        eventually(Duration::from_secs(5), "fresh again", || live.staleness().is_none()).await;
+    }
+}
+
+// ---- The schema itself enforces the two unique rules -------------------------------------------
+
+/// Rows written behind the catalog's back: the partial unique indexes still refuse a second
+/// active client id and a second active subscription per application and API.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+async fn schema_refuses_duplicates<DB>(pool: tower_jwt_plan::catalog::sqlx::Pool<DB>)
+where
+    DB: tower_jwt_plan::catalog::sqlx::Database,
+    for<'c> &'c tower_jwt_plan::catalog::sqlx::Pool<DB>:
+        tower_jwt_plan::catalog::sqlx::Executor<'c, Database = DB>,
+{
+    use tower_jwt_plan::catalog::sqlx::Executor;
+    let unique = |result: Result<_, tower_jwt_plan::catalog::sqlx::Error>| match result {
+        Err(tower_jwt_plan::catalog::sqlx::Error::Database(db)) => db.is_unique_violation(),
+        _ => false,
+    };
+    pool.execute("INSERT INTO applications VALUES ('x1', 'X', 'dup', 'active', 0, 0)")
+        .await
+        .unwrap();
+    assert!(unique(
+        pool.execute("INSERT INTO applications VALUES ('x2', 'X', 'dup', 'active', 0, 0)").await
+    ));
+    pool.execute("INSERT INTO applications VALUES ('x3', 'X', 'dup', 'archived', 0, 0)")
+        .await
+        .unwrap();
+    pool.execute("INSERT INTO apis VALUES ('api', 'A', '/a', 'http://127.0.0.1:1', 0, 0)")
+        .await
+        .unwrap();
+    pool.execute(
+        "INSERT INTO plans VALUES ('p', 'api', 'P', 'jwt', 'auto', 'published', '{}', 0, 0)",
+    )
+    .await
+    .unwrap();
+    let sub = |id: &str, status: &str| {
+        format!(
+            "INSERT INTO subscriptions VALUES ('{id}', 'api', 'p', 'x1', '{status}', NULL, NULL, NULL, 0, 0)"
+        )
+    };
+    pool.execute(sub("s1", "accepted").as_str()).await.unwrap();
+    assert!(unique(pool.execute(sub("s2", "pending").as_str()).await));
+    assert!(unique(pool.execute(sub("s3", "paused").as_str()).await));
+    pool.execute(sub("s4", "closed").as_str()).await.unwrap();
+    pool.execute(sub("s5", "rejected").as_str()).await.unwrap();
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_schema_refuses_duplicates() {
+    run(Kind::Sqlite, |env| async move {
+        let path = env.sqlite.clone().unwrap();
+        drop(env);
+        let url = format!("sqlite://{}", path.display());
+        let pool = tower_jwt_plan::catalog::sqlx::SqlitePool::connect(&url).await.unwrap();
+        schema_refuses_duplicates(pool).await;
+    })
+    .await;
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_schema_refuses_duplicates() {
+    run(Kind::Postgres, |env| async move {
+        let url = env.postgres.clone().unwrap();
+        drop(env);
+        let pool = tower_jwt_plan::catalog::sqlx::PgPool::connect(&url).await.unwrap();
+        schema_refuses_duplicates(pool).await;
+    })
+    .await;
 }

@@ -1,15 +1,4 @@
-//! [`LiveCatalog`]: the deployed definitions, applications and subscriptions of a catalog held in
-//! memory and kept current, for enforcement.
-//!
-//! Requests never reach the store: subscriptions are answered by an [`InMemoryResolver`]
-//! (lock-free reads) and each deployed API has a [`JwtPlanLayer`] redeployed when a new
-//! deployment appears. A background task follows the store: it checks the catalog's revision
-//! every `poll_interval` (200 ms by default) and, on PostgreSQL, also wakes on `LISTEN
-//! tjp_catalog`, so a change made by any process is served within a second. A changed revision
-//! loads a whole snapshot in one read transaction and applies it at once, so a half-applied
-//! change is never served. When the store is unreachable the last snapshot keeps serving,
-//! [`LiveCatalog::staleness`] says for how long, and a WARN line is logged once per
-//! `warn_interval`; the view catches up as soon as the store answers again.
+//! [`LiveCatalog`]: the catalog's deployed state in memory, kept current, for enforcement.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -128,7 +117,18 @@ impl LiveCatalogBuilder {
     }
 }
 
-/// The catalog's deployed state in memory, kept current; see the [module docs](self).
+/// The deployed definitions, applications and subscriptions of a [`Catalog`] held in memory
+/// and kept current, for enforcement.
+///
+/// Requests never reach the store: subscriptions are answered by an [`InMemoryResolver`]
+/// (lock-free reads) and each deployed API has a [`JwtPlanLayer`] redeployed when a new
+/// deployment appears. A background task follows the store: it checks the catalog's revision
+/// every `poll_interval` (200 ms by default) and, on PostgreSQL, also wakes on `LISTEN
+/// tjp_catalog`, so a change made by any process is served within a second. A changed revision
+/// loads a whole snapshot in one read transaction and applies it at once, so a half-applied
+/// change is never served. When the store is unreachable the last snapshot keeps serving,
+/// [`LiveCatalog::staleness`] says for how long, and a WARN line is logged once per
+/// `warn_interval`; the view catches up as soon as the store answers again.
 ///
 /// ```no_run
 /// use tower_jwt_plan::catalog::{Catalog, LiveCatalog};

@@ -158,6 +158,22 @@ impl Catalog {
     /// Open (creating it if absent) the SQLite database at `path` and run the migrations.
     ///
     /// Several processes may open the same file; their writes are serialised by SQLite.
+    ///
+    /// ```
+    /// use tower_jwt_plan::catalog::{Catalog, NewApplication};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let path = std::env::temp_dir().join(format!("tjp-doc-{}.db", std::process::id()));
+    /// let catalog = Catalog::open_sqlite(&path).await?;
+    /// catalog.create_application(&NewApplication::new("My app", "my-client")).await?;
+    /// drop(catalog);
+    ///
+    /// let reopened = Catalog::open_sqlite(&path).await?; // a restart keeps everything
+    /// assert_eq!(reopened.list_applications().await?.len(), 1);
+    /// # drop(reopened);
+    /// # for end in ["", "-wal", "-shm"] { let _ = std::fs::remove_file(format!("{}{end}", path.display())); }
+    /// # Ok(()) }
+    /// ```
     #[cfg(feature = "sqlite")]
     pub async fn open_sqlite(path: impl AsRef<std::path::Path>) -> Result<Self, CatalogError> {
         Ok(Self { backend: Backend::Sqlite(sql::open_sqlite(path.as_ref()).await?) })

@@ -50,6 +50,10 @@ pub enum ScopeModeDefinition {
 
 /// The JWT settings of one plan, as data. Unknown keys are refused when parsing.
 ///
+/// To read it from a table that also holds other keys (a plan's `id`, `status`, ...), take
+/// those keys out first and deserialize the rest: serde's `flatten` would disable the refusal
+/// of unknown keys.
+///
 /// Not `Debug`-printed with its secret: the `hmac_secret` is shown as `[redacted]`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -253,6 +257,30 @@ impl JwtDefinition {
         Ok(settings)
     }
 
+    /// The first key that is set, in declaration order (`None` for an empty definition): for
+    /// refusing JWT keys where none apply, such as on a keyless plan.
+    pub fn first_key(&self) -> Option<&'static str> {
+        let keys = [
+            ("algorithms", self.algorithms.is_some()),
+            ("jwks_url", self.jwks_url.is_some()),
+            ("public_key_pem", self.public_key_pem.is_some()),
+            ("hmac_secret", self.hmac_secret.is_some()),
+            ("issuer", self.issuer.is_some()),
+            ("audience", self.audience.is_some()),
+            ("client_id_claim", self.client_id_claim.is_some()),
+            ("user_claim", self.user_claim.is_some()),
+            ("required_scopes", self.required_scopes.is_some()),
+            ("scope_mode", self.scope_mode.is_some()),
+            ("leeway_secs", self.leeway_secs.is_some()),
+            ("claims_to_headers", self.claims_to_headers.is_some()),
+            ("propagate_auth_header", self.propagate_auth_header.is_some()),
+            ("extract_claims", self.extract_claims.is_some()),
+            ("max_lifetime_secs", self.max_lifetime_secs.is_some()),
+            ("token_types", self.token_types.is_some()),
+        ];
+        keys.into_iter().find(|(_, set)| *set).map(|(key, _)| key)
+    }
+
     /// The key-source field that is set (for error messages), `jwks_url` when none is.
     fn source_field(&self) -> &'static str {
         if self.jwks_url.is_some() {
@@ -362,5 +390,8 @@ mod tests {
         assert_eq!(def.validate().unwrap_err().field(), "algorithms");
         let round = serde_json::to_value(JwtDefinition::jwks_url("https://i/j")).unwrap();
         assert_eq!(round, json!({"jwks_url": "https://i/j"}));
+        assert_eq!(JwtDefinition::default().first_key(), None);
+        let scoped = parse(json!({"leeway_secs": 5, "scope_mode": "any"})).unwrap();
+        assert_eq!(scoped.first_key(), Some("scope_mode"));
     }
 }

@@ -851,9 +851,12 @@ async fn served(
 }
 
 async fn live_view_follows_changes(env: Env) {
-    let c = &env.catalog;
+    // The view reads through one handle (pool) and the changes go through another, as when a
+    // management process and a gateway share a store.
+    let view_side = env.catalog.clone();
+    let c = &env.reopen().await.unwrap_or_else(|| env.catalog.clone());
     let api = api(c, "echo").await;
-    let live = LiveCatalog::builder(c.clone()).start().await.unwrap();
+    let live = LiveCatalog::builder(view_side).start().await.unwrap();
     assert!(live.apis().is_empty(), "nothing deployed yet");
     let gold = published(c, &api, "gold", Validation::Manual).await;
     let mut changes = live.changes();

@@ -287,6 +287,10 @@ impl Inner {
     /// Serve a snapshot: layers first, then subscriptions, then the announcement.
     fn apply(&self, snapshot: Snapshot) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        // Two checks may race (the follower and `refresh`): never go back to an older state.
+        if snapshot.revision < *self.changes.borrow() {
+            return;
+        }
         let state = &mut *state;
         let mut layers = HashMap::new();
         let mut apis = Vec::new();

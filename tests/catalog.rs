@@ -1045,8 +1045,44 @@ async fn answers(live: &LiveCatalog, client: &str, status: u16, within: Duration
     }
 }
 
+/// Log lines written while the test runs (WARN and above, plain text).
+#[cfg(feature = "postgres")]
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+#[cfg(feature = "postgres")]
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(feature = "postgres")]
+impl Logs {
+    fn capture() -> Self {
+        let logs = Self::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("only this test sets it");
+        logs
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).matches(needle).count()
+    }
+}
+
 #[cfg(feature = "postgres")]
 async fn two_live_views(url: String) {
+    let logs = Logs::capture();
     let direct = Catalog::connect_postgres(&url).await.unwrap();
     let parsed = url::Url::parse(&url).unwrap();
     let upstream = format!("{}:{}", parsed.host_str().unwrap(), parsed.port().unwrap_or(5432));
@@ -1060,7 +1096,7 @@ async fn two_live_views(url: String) {
     let start = |c: &Catalog| {
         LiveCatalog::builder(c.clone())
             .poll_interval(Duration::from_secs(5))
-            .warn_interval(Duration::from_secs(1))
+            .warn_interval(Duration::from_secs(60))
             .start()
     };
     let (live_a, live_b) = (start(&a).await.unwrap(), start(&b).await.unwrap());
@@ -1099,6 +1135,12 @@ async fn two_live_views(url: String) {
     for live in [&live_a, &live_b] {
         answers(live, "client-2", 200, Duration::from_secs(1), "last snapshot serves").await;
     }
+
+    // Each view said so at WARN once, however many checks fail within `warn_interval`.
+    let (again_a, again_b) = tokio::join!(live_a.refresh(), live_b.refresh());
+    assert_eq!((code(again_a), code(again_b)), ("STORE_UNAVAILABLE", "STORE_UNAVAILABLE"));
+    assert_eq!(logs.count("WARN"), 2);
+    assert_eq!(logs.count("catalog store unreachable; serving the last snapshot"), 2);
 
     // Restored: both catch up with the change made meanwhile.
     proxy.restore();

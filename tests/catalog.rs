@@ -596,6 +596,11 @@ async fn ids(env: Env) {
             other => panic!("{path} {backend}: {other:?}"),
         }
     }
+    // An update may repeat the id, never change it.
+    let same = NewApi::new("Renamed", "/my-api", "http://127.0.0.1:1").with_id(&api);
+    assert_eq!(c.update_api(&api, &same).await.unwrap().name, "Renamed");
+    let other = NewApi::new("Renamed", "/my-api", "http://127.0.0.1:1").with_id("other");
+    assert_eq!(code(c.update_api(&api, &other).await), "INVALID_REQUEST");
     let one = c.create_api(&NewApi::new("One", "/one", "http://127.0.0.1:1")).await.unwrap();
     let two = c.create_api(&NewApi::new("Two", "/two", "http://127.0.0.1:1")).await.unwrap();
     assert_ne!(one.id, two.id);
@@ -613,6 +618,10 @@ async fn ids(env: Env) {
     let sub = c.subscribe(&api, &NewSubscription::new(&a, &plan).with_id("sub-1")).await.unwrap();
     assert_eq!(sub.id, "sub-1");
     let b = app(c, "app-2", "client-2").await;
+    let moved = NewApplication::new("B", "client-2").with_id("app-3");
+    assert_eq!(code(c.update_application(&b, &moved).await), "INVALID_REQUEST");
+    let renamed = hmac_plan("P", Validation::Auto).with_id("p2");
+    assert_eq!(code(c.update_plan(&api, &plan, &renamed).await), "INVALID_REQUEST");
     assert_eq!(
         code(c.subscribe(&api, &NewSubscription::new(&b, &plan).with_id("sub-1")).await),
         "ALREADY_EXISTS"

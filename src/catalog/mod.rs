@@ -238,7 +238,7 @@ impl Catalog {
         in_tx!(self, Read, |tx| rules::list_apis(&mut tx).await)
     }
 
-    /// Replace an API's name, context path and backend (`input.id` is ignored).
+    /// Replace an API's name, context path and backend. `input.id`, if given, must be `id`.
     pub async fn update_api(&self, id: &str, input: &NewApi) -> Result<Api, CatalogError> {
         in_tx!(self, Write, |tx| rules::update_api(&mut tx, id, input).await)
     }
@@ -276,7 +276,8 @@ impl Catalog {
         in_tx!(self, Read, |tx| rules::list_plans(&mut tx, api).await)
     }
 
-    /// Replace a plan's name, security, validation and JWT settings (not its status). Refused
+    /// Replace a plan's name, security, validation and JWT settings (not its status; `input.id`,
+    /// if given, must be `id`). Refused
     /// for a closed plan; turning a published or deprecated plan keyless is refused.
     pub async fn update_plan(
         &self,
@@ -328,6 +329,7 @@ impl Catalog {
     }
 
     /// Replace an application's name and client id; all its subscriptions follow at once.
+    /// `input.id`, if given, must be `id`.
     pub async fn update_application(
         &self,
         id: &str,

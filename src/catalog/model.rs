@@ -360,7 +360,7 @@ impl NewApi {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NewPlan {
-    /// An id, or `None` for a generated one (ignored by updates).
+    /// An id, or `None` for a generated one (updates: `None` or the same id).
     #[serde(default)]
     pub id: Option<String>,
     /// Display name.
@@ -410,7 +410,7 @@ impl NewPlan {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NewApplication {
-    /// An id, or `None` for a generated one (ignored by updates).
+    /// An id, or `None` for a generated one (updates: `None` or the same id).
     #[serde(default)]
     pub id: Option<String>,
     /// Display name.

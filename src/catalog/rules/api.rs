@@ -1,6 +1,6 @@
 //! APIs and deployments: the deployment state is computed from the deployed definition.
 
-use super::{Tx, api_or_404, check_name};
+use super::{Tx, api_or_404, check_name, same_id};
 use crate::catalog::CatalogError;
 use crate::catalog::model::{
     Api, ApiDefinition, DeployedPlan, Deployment, DeploymentState, NewApi, PlanStatus, id_or_new,
@@ -107,6 +107,7 @@ pub(crate) async fn update_api<T: Tx>(
     input: &NewApi,
 ) -> Result<Api, CatalogError> {
     let mut api = api_or_404(tx, id).await?;
+    same_id(input.id.as_deref(), id)?;
     check_api_fields(input)?;
     api.name.clone_from(&input.name);
     api.context_path.clone_from(&input.context_path);

@@ -1,6 +1,6 @@
 //! Applications: client ids unique among active applications; archive.
 
-use super::{Tx, check_name, put_sub};
+use super::{Tx, check_name, put_sub, same_id};
 use crate::catalog::CatalogError;
 use crate::catalog::model::{
     Application, ApplicationStatus, NewApplication, SubscriptionStatus, id_or_new, now,
@@ -78,6 +78,7 @@ pub(crate) async fn update_application<T: Tx>(
     input: &NewApplication,
 ) -> Result<Application, CatalogError> {
     let mut app = get_application(tx, id).await?;
+    same_id(input.id.as_deref(), id)?;
     check_application_fields(input)?;
     if app.status == ApplicationStatus::Active {
         client_id_free(tx, &input.client_id, id).await?;

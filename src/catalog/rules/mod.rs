@@ -120,3 +120,11 @@ pub(super) async fn put_sub<T: Tx>(tx: &mut T, sub: &Subscription) -> Result<(),
         })
     })
 }
+
+/// An update may repeat the record's id, never change it.
+pub(super) fn same_id(given: Option<&str>, id: &str) -> Result<(), CatalogError> {
+    match given {
+        Some(other) if other != id => Err(CatalogError::invalid("id", "an id cannot be changed")),
+        _ => Ok(()),
+    }
+}

@@ -1,6 +1,6 @@
 //! Plans: lifecycle, the keyless refusal, and the cascade of a close.
 
-use super::{Tx, api_or_404, check_name, plan_or_404, put_sub};
+use super::{Tx, api_or_404, check_name, plan_or_404, put_sub, same_id};
 use crate::catalog::CatalogError;
 use crate::catalog::model::{
     NewPlan, Plan, PlanSecurity, PlanStatus, SubscriptionStatus, id_or_new, now,
@@ -68,6 +68,7 @@ pub(crate) async fn update_plan<T: Tx>(
     input: &NewPlan,
 ) -> Result<Plan, CatalogError> {
     let mut plan = get_plan(tx, api, id).await?;
+    same_id(input.id.as_deref(), id)?;
     if plan.status == PlanStatus::Closed {
         return Err(transition(&plan, "update"));
     }

@@ -131,9 +131,12 @@ async fn connect_postgres(_: &str) -> Catalog {
 fn postgres_url() -> Option<String> {
     let url = std::env::var("TJP_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     if url.is_none() {
-        println!(
-            "skipped: set TJP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres to run the catalog's PostgreSQL suite"
-        );
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            visible(
+                "skipped: set TJP_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres to run the catalog's PostgreSQL suite",
+            )
+        });
     }
     url
 }
@@ -207,11 +210,17 @@ suite!(
     source_document_flow,
 );
 
+/// Written to stderr directly, past the test harness's capture, so a plain `cargo test` shows it.
+fn visible(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
 #[test]
 fn which_stores_run() {
     if cfg!(not(all(feature = "sqlite", feature = "postgres"))) {
-        println!(
-            "skipped: build with `--features sqlite,postgres` to run the catalog's SQLite and PostgreSQL suites"
+        visible(
+            "skipped: build with `--features sqlite,postgres` to run the catalog's SQLite and PostgreSQL suites",
         );
     }
 }

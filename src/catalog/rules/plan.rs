@@ -160,14 +160,15 @@ pub(crate) async fn delete_plan<T: Tx>(
     id: &str,
 ) -> Result<(), CatalogError> {
     let plan = get_plan(tx, api, id).await?;
+    // Active subscriptions are the first reason given: they are what the publisher must act on.
+    let subs = tx.subscriptions(Some(api)).await?;
+    if subs.iter().any(|s| s.plan == plan.id && s.status.is_active()) {
+        return Err(CatalogError::PlanHasSubscriptions { plan: plan.id });
+    }
     let deletable = matches!(plan.status, PlanStatus::Staging | PlanStatus::Closed)
         || plan.security == PlanSecurity::Keyless;
     if !deletable {
         return Err(transition(&plan, "delete"));
-    }
-    let subs = tx.subscriptions(Some(api)).await?;
-    if subs.iter().any(|s| s.plan == plan.id && s.status.is_active()) {
-        return Err(CatalogError::PlanHasSubscriptions { plan: plan.id });
     }
     tx.delete_plan(id).await
 }

@@ -82,6 +82,9 @@
 //! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`
 //!   and `OptionalFromRequestParts`, with the rejections `MissingPlanContext`,
 //!   `ClaimsNotExtracted` and `VerifiedClaimsRejection`.
+//! - `sqlite`, `postgres`: the [`catalog`]'s SQLite and PostgreSQL stores (sqlx, migrations
+//!   embedded). Without them the catalog has its in-memory store only, and no database driver
+//!   is compiled.
 //! - `redis`: plan restriction counters shared through Redis (`limit::RedisStore`).
 //!
 //! # Plan restrictions
@@ -95,8 +98,10 @@
 
 mod cache;
 mod check;
+pub mod catalog;
 mod context;
 pub mod defaults;
+pub mod definition;
 mod error;
 mod future;
 mod jwks;

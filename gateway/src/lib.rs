@@ -113,10 +113,16 @@
 //! [`compile`] turns a [`config::Config`] into a routing table, [`demo`] is the no-argument
 //! demo and [`cli`] the command line. `ARCHITECTURE.md` beside this crate has the map.
 
+mod body;
 pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod demo;
+mod edge;
+mod headers;
+pub mod limits;
+mod path;
 pub mod proxy;
+pub mod redact;
 pub mod routing;
 pub mod serve;

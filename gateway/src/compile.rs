@@ -6,7 +6,8 @@
 //! (`api `echo`, plan `gold`: ...`) on one line. Compiling spawns nothing: the JWKS workers of
 //! new URLs are handed back, to be spawned by the caller only if the table is used. The input
 //! is the plain [`Config`] data, whatever produced it (the TOML file today). Imports
-//! [`crate::config`], [`crate::routing`] and [`crate::proxy`].
+//! [`crate::config`], [`crate::limits`], [`crate::redact`], [`crate::routing`] and
+//! [`crate::proxy`].
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;

@@ -4,8 +4,9 @@
 //!
 //! Each request loads the table once, so it sees the old configuration or the new one, never
 //! a mix. Another listener (an admin API, say) would be one more accept loop here over the same
-//! `Gateway`. Imports [`crate::config`], [`crate::compile`], [`crate::routing`] and
-//! [`crate::proxy`].
+//! `Gateway`. Each connection is served under the startup [`crate::limits`] by the private
+//! `edge` module. Imports [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`],
+//! [`crate::routing`] and [`crate::proxy`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -91,7 +91,9 @@ mod cache;
 mod check;
 mod context;
 pub mod defaults;
+mod discovery;
 mod error;
+mod fetch;
 mod future;
 mod jwks;
 mod key;
@@ -109,6 +111,7 @@ pub use cache::TokenCacheConfig;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use context::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};
 pub use context::{PlanContext, VerifiedClaims};
+pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::{AuthError, AuthErrorKind, BoxError, ConfigError, InvalidReason};
 pub use future::ResponseFuture;
 pub use jwks::{JwksCache, JwksCacheBuilder, JwksStats, JwksWorker};

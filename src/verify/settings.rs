@@ -36,6 +36,8 @@ pub struct JwtSettings {
     leeway: Duration,
     require_exp: bool,
     issuers: Vec<String>,
+    /// `issuers` holds only the issuer the key source was discovered from.
+    issuers_from_keys: bool,
     audiences: Vec<String>,
     max_lifetime: Option<Duration>,
     token_types: Option<Vec<String>>,
@@ -51,12 +53,19 @@ pub struct JwtSettings {
 impl JwtSettings {
     /// Settings with every default, verifying with these keys.
     pub fn new(keys: KeySource) -> Self {
+        let discovered: Vec<String> = keys
+            .jwks_cache()
+            .and_then(|cache| cache.issuer())
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
         Self {
+            issuers_from_keys: !discovered.is_empty(),
+            issuers: discovered,
             keys,
             algorithms: vec![Algorithm::RS256],
             leeway: DEFAULT_LEEWAY,
             require_exp: true,
-            issuers: Vec::new(),
             audiences: Vec::new(),
             max_lifetime: None,
             token_types: None,
@@ -93,11 +102,15 @@ impl JwtSettings {
         self
     }
 
-    /// Add an accepted issuer. Default: none, and `iss` is not checked. Once any is set, `iss`
-    /// is required and must equal one of them exactly; tokens of other issuers are not even
-    /// verified against this plan's keys.
+    /// Add an accepted issuer. Default: none, and `iss` is not checked; with keys from
+    /// [`JwksCache::from_issuer`](crate::JwksCache::from_issuer), that issuer (replaced by the
+    /// first issuer set here). Once any is set, `iss` is required and must equal one of them
+    /// exactly; tokens of other issuers are not even verified against this plan's keys.
     #[must_use]
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        if std::mem::take(&mut self.issuers_from_keys) {
+            self.issuers.clear();
+        }
         self.issuers.push(iss.into());
         self
     }
@@ -178,7 +191,8 @@ impl JwtSettings {
         self
     }
 
-    /// The issuers this plan accepts (empty: any).
+    /// The issuers this plan accepts (empty: any), including the default one taken from a key
+    /// source built from an issuer.
     pub fn issuers(&self) -> &[String] {
         &self.issuers
     }

@@ -123,6 +123,8 @@ pub(crate) enum FetchError {
     NoUsableKeys(usize),
     #[error("`jwks_uri` refused: {0}")]
     BadJwksUri(&'static str),
+    #[error("not a revocation list: {0}")]
+    NotRevocationList(&'static str),
     #[error("discovery document refused")]
     Discovery(#[source] crate::discovery::DiscoveryError),
 }

@@ -43,6 +43,11 @@ fn row(kind: AuthErrorKind) -> Row {
             "Temporarily Unavailable: signing keys cannot be obtained",
         ),
         ResolutionFailure => (StatusCode::SERVICE_UNAVAILABLE, "14", "Temporarily Unavailable"),
+        RevocationUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "14",
+            "Temporarily Unavailable: the revocation list cannot be obtained",
+        ),
     };
     Row { status, grpc, message }
 }
@@ -125,6 +130,10 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// | valid token, no usable subscription to a servable plan | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
 /// | keys cannot be obtained (no cached keys, IdP unreachable) | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 /// | subscription store failed or timed out | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | the plan checks revocation and no list has been loaded yet | `JWT_REVOCATION_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+///
+/// A revoked token, and a certificate-bound token whose binding fails, is an invalid token
+/// (401 `JWT_INVALID_TOKEN`, with its own [`InvalidReason`](crate::InvalidReason)).
 ///
 /// The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
 /// the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get

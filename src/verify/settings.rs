@@ -9,9 +9,11 @@ use jsonwebtoken::Algorithm;
 use super::jws::normalize_typ;
 use super::key_source::KeySource;
 use super::rules::{ClaimRules, ScopeMode};
+use crate::confirmation::Confirmation;
 use crate::defaults::DEFAULT_LEEWAY;
 use crate::error::ConfigError;
 use crate::key::AlgSet;
+use crate::revocation::RevocationList;
 
 /// The settings of one JWT plan. Every field has a strict default, listed on its setter.
 ///
@@ -48,6 +50,8 @@ pub struct JwtSettings {
     pub(crate) extract_claims: bool,
     pub(crate) propagate_auth_header: bool,
     pub(crate) claims_to_headers: Vec<(String, String)>,
+    pub(crate) revocation: Option<RevocationList>,
+    pub(crate) confirmation: Confirmation,
 }
 
 impl JwtSettings {
@@ -76,6 +80,8 @@ impl JwtSettings {
             extract_claims: true,
             propagate_auth_header: true,
             claims_to_headers: Vec::new(),
+            revocation: None,
+            confirmation: Confirmation::Off,
         }
     }
 
@@ -188,6 +194,26 @@ impl JwtSettings {
     #[must_use]
     pub fn claim_to_header(mut self, claim: impl Into<String>, header: impl Into<String>) -> Self {
         self.claims_to_headers.push((claim.into(), header.into()));
+        self
+    }
+
+    /// Refuse tokens whose `jti` is on this list (401 `JWT_INVALID_TOKEN`, reason
+    /// [`Revoked`](crate::InvalidReason::Revoked)), also when the token is in the token cache.
+    /// Default: none. With a list, a token without `jti` is refused, and until a first list is
+    /// loaded every request on this plan gets 503 `JWT_REVOCATION_UNAVAILABLE` (fail closed;
+    /// see [`RevocationList`]).
+    #[must_use]
+    pub fn revocation_list(mut self, list: RevocationList) -> Self {
+        self.revocation = Some(list);
+        self
+    }
+
+    /// Certificate-bound tokens (RFC 8705): whether `cnf.x5t#S256` is checked against the
+    /// request's [`ClientCertificate`](crate::ClientCertificate). Default:
+    /// [`Confirmation::Off`].
+    #[must_use]
+    pub fn confirmation(mut self, policy: Confirmation) -> Self {
+        self.confirmation = policy;
         self
     }
 

@@ -25,7 +25,7 @@ use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::plan::{PlanSet, ServedPlan};
-use crate::response::RenderRejection;
+use crate::response::{RenderRejection, point_to_metadata};
 use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::TokenSource;
@@ -58,6 +58,8 @@ pub(crate) struct Shared<R> {
     pub(crate) clock: Clock,
     pub(crate) resolver_timeout: Duration,
     pub(crate) token_cache: Option<TokenCache>,
+    /// RFC 9728: the metadata URL added to every 401 challenge.
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 /// What the check waits on before it can go on. Only waits: a verdict is a [`Step`].
@@ -336,6 +338,9 @@ impl<R: SubscriptionResolver> Check<R> {
     pub(crate) fn refuse(&self, err: AuthError, parts: &Parts) -> Response<Bytes> {
         tracing::debug!(target: "tower_jwt_plan::reject", code = err.code(), reason = ?err.reason(), "request refused");
         let mut response = self.shared.render.render(&err, parts);
+        if let Some(url) = &self.shared.resource_metadata {
+            point_to_metadata(&mut response, url);
+        }
         response.extensions_mut().insert(err);
         response
     }

@@ -104,6 +104,7 @@ mod key;
 mod layer;
 mod plan;
 mod resolver_cache;
+mod resource_metadata;
 mod response;
 mod revocation;
 mod service;
@@ -124,6 +125,7 @@ pub use jwks::{JwksCache, JwksCacheBuilder, JwksStats, JwksWorker};
 pub use layer::{JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
 pub use plan::{Plan, PlanSecurity, PlanSet, PlanStatus};
 pub use resolver_cache::{CachingResolver, CachingResolverBuilder};
+pub use resource_metadata::{ProtectedResourceMetadata, ResourceMetadataService};
 pub use response::{
     DefaultRejection, RenderRejection, ResponseBody, default_rejection, grpc_code_of, is_grpc,
     status_of,

@@ -90,6 +90,26 @@ fn message(error: &AuthError) -> String {
     }
 }
 
+/// RFC 9728 §5.1: add `resource_metadata="<url>"` to the `Bearer` challenge of a 401 (adding
+/// a bare `Bearer` challenge if the renderer set none). Other statuses are left alone.
+pub(crate) fn point_to_metadata(response: &mut Response<Bytes>, url: &str) {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return;
+    }
+    let param = format!(r#"resource_metadata="{url}""#);
+    let value = match response.headers().get(WWW_AUTHENTICATE).map(HeaderValue::to_str) {
+        None => format!("Bearer {param}"),
+        Some(Ok("Bearer")) => format!("Bearer {param}"),
+        Some(Ok(challenge)) if challenge.starts_with("Bearer ") => format!("{challenge}, {param}"),
+        // Another scheme from a custom renderer: not ours to extend.
+        Some(_) => return,
+    };
+    // The URL was checked at build to be usable in a header.
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+}
+
 /// Whether the request is gRPC (`content-type: application/grpc`, `application/grpc+proto`, ...).
 pub fn is_grpc(headers: &HeaderMap) -> bool {
     headers
@@ -133,7 +153,9 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// | the plan checks revocation and no list has been loaded yet | `JWT_REVOCATION_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 ///
 /// A revoked token, and a certificate-bound token whose binding fails, is an invalid token
-/// (401 `JWT_INVALID_TOKEN`, with its own [`InvalidReason`](crate::InvalidReason)).
+/// (401 `JWT_INVALID_TOKEN`, with its own [`InvalidReason`](crate::InvalidReason)). With
+/// [`JwtPlanLayerBuilder::resource_metadata`](crate::JwtPlanLayerBuilder::resource_metadata),
+/// every 401 challenge also carries `resource_metadata="<URL>"` (RFC 9728), after the others.
 ///
 /// The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
 /// the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get

@@ -28,7 +28,20 @@ use serde_json::{Map, Value};
 
 use crate::error::{AuthError, InvalidReason};
 
-/// A plan's policy for certificate-bound tokens (RFC 8705). See the [module docs](self).
+/// A plan's policy for certificate-bound tokens (RFC 8705): how a token's `cnf.x5t#S256`
+/// is checked against the request's [`ClientCertificate`].
+///
+/// | policy | token with `cnf.x5t#S256` | token without |
+/// |---|---|---|
+/// | `Off` (default) | accepted, `cnf` ignored | accepted |
+/// | `Optional` | must match the client certificate | accepted |
+/// | `Required` | must match the client certificate | refused |
+///
+/// Refusals are 401 `JWT_INVALID_TOKEN`, reason
+/// [`CertificateMismatch`](crate::InvalidReason::CertificateMismatch),
+/// [`NoClientCertificate`](crate::InvalidReason::NoClientCertificate) or
+/// [`NotCertificateBound`](crate::InvalidReason::NotCertificateBound), checked on every request
+/// (token-cache hits included: the certificate belongs to the connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Confirmation {
@@ -42,7 +55,8 @@ pub enum Confirmation {
 }
 
 /// The client certificate of the request's TLS connection, as its SHA-256 thumbprint. Put it
-/// in the request extensions from the server that terminates TLS.
+/// in the request extensions from the server that terminates TLS, for every request of a
+/// connection that presented a certificate; never build it from a header the client controls.
 ///
 /// ```
 /// use tower_jwt_plan::ClientCertificate;

@@ -2,32 +2,7 @@
 //! the document that tells a client which authorization servers issue tokens for an API, and
 //! [`ResourceMetadataService`], a tower service that serves it.
 //!
-//! The document lives at the well-known location derived from the resource identifier
-//! ([`ProtectedResourceMetadata::well_known_url`]: for `https://host/echo`,
-//! `https://host/.well-known/oauth-protected-resource/echo`). Route that path to the service
-//! outside the JWT layer (clients fetch it without a token), and give the same URL to
-//! [`JwtPlanLayerBuilder::resource_metadata`](crate::JwtPlanLayerBuilder::resource_metadata)
-//! so every 401 challenge points to it (RFC 9728 §5.1).
-//!
-//! ```
-//! use std::convert::Infallible;
-//! use tower::ServiceExt;
-//! use tower_jwt_plan::ProtectedResourceMetadata;
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let metadata = ProtectedResourceMetadata::new("https://api.example/echo")
-//!     .authorization_server("https://idp.example")
-//!     .scope("read");
-//! assert_eq!(
-//!     metadata.well_known_url()?,
-//!     "https://api.example/.well-known/oauth-protected-resource/echo"
-//! );
-//! let response = metadata.service().oneshot(http::Request::new(())).await?;
-//! assert_eq!(response.status(), 200);
-//! assert!(response.body().contains(r#""authorization_servers":["https://idp.example"]"#));
-//! # Ok(()) }
-//! ```
+//! The document and where it is served are described on [`ProtectedResourceMetadata`].
 
 use std::convert::Infallible;
 use std::future::{Ready, ready};
@@ -45,6 +20,33 @@ use crate::error::ConfigError;
 const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 /// An RFC 9728 metadata document. Each field is serialized under its RFC name.
+///
+/// The document lives at the well-known location derived from the resource identifier
+/// ([`ProtectedResourceMetadata::well_known_url`]: for `https://host/echo`,
+/// `https://host/.well-known/oauth-protected-resource/echo`). Route that path to the service
+/// outside the JWT layer (clients fetch it without a token), and give the same URL to
+/// [`JwtPlanLayerBuilder::resource_metadata`](crate::JwtPlanLayerBuilder::resource_metadata)
+/// so every 401 challenge points to it (RFC 9728 §5.1).
+///
+/// ```
+/// use std::convert::Infallible;
+/// use tower::ServiceExt;
+/// use tower_jwt_plan::ProtectedResourceMetadata;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let metadata = ProtectedResourceMetadata::new("https://api.example/echo")
+///     .authorization_server("https://idp.example")
+///     .scope("read");
+/// assert_eq!(
+///     metadata.well_known_url()?,
+///     "https://api.example/.well-known/oauth-protected-resource/echo"
+/// );
+/// let response = metadata.service().oneshot(http::Request::new(())).await?;
+/// assert_eq!(response.status(), 200);
+/// assert!(response.body().contains(r#""authorization_servers":["https://idp.example"]"#));
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProtectedResourceMetadata {
     resource: String,

@@ -39,7 +39,14 @@ use crate::fetch::{FetchError, HttpOptions, error_chain, get_capped, positive};
 /// [`JwtSettings::revocation_list`](crate::JwtSettings::revocation_list).
 ///
 /// Clones share one list and one worker; the worker stops when the last clone is dropped.
-/// See the [module docs](self) for the document format and why it fails closed.
+///
+/// **Fail closed**: until a first list is loaded, every request on a plan with a list gets 503
+/// `JWT_REVOCATION_UNAVAILABLE`; once loaded, a failed refresh keeps the last list. (Gravitee's
+/// JWT policy fails open: no list, or an error in the check, lets the token through.)
+///
+/// **Document**: JSON, an array of strings or an object with a `revoked` array of strings; or
+/// plain text, one `jti` per line (blank lines and `#` lines ignored, white space trimmed). A
+/// body whose first non-blank byte is `[` or `{` must be valid JSON. An empty list is valid.
 ///
 /// ```no_run
 /// use std::time::Duration;
@@ -149,7 +156,7 @@ impl RevocationList {
         self.is_ready()
     }
 
-    /// Read a revocation document (see the [module docs](self)) into its set of ids.
+    /// Read a revocation document (format on [`RevocationList`]) into its set of ids.
     ///
     /// ```
     /// use tower_jwt_plan::RevocationList;

@@ -112,6 +112,13 @@ pub enum AuthErrorKind {
     /// The plan checks revocation and no revocation list has been loaded yet
     /// (`JWT_REVOCATION_UNAVAILABLE`, 503).
     RevocationUnavailable,
+    /// The plan's rate limit is used up (`RATE_LIMIT_TOO_MANY_REQUESTS`, 429). Only
+    /// [`PlanLimitLayer`](crate::limit::PlanLimitLayer) answers this.
+    RateLimitExceeded,
+    /// The plan's quota is used up (`QUOTA_TOO_MANY_REQUESTS`, 429).
+    QuotaExceeded,
+    /// The plan's spike arrest refuses a request this soon (`SPIKE_ARREST_TOO_MANY_REQUESTS`, 429).
+    SpikeArrestExceeded,
 }
 
 impl AuthErrorKind {
@@ -125,6 +132,9 @@ impl AuthErrorKind {
             Self::JwksUnavailable => "JWKS_UNAVAILABLE",
             Self::ResolutionFailure => "GATEWAY_PLAN_RESOLUTION_FAILURE",
             Self::RevocationUnavailable => "JWT_REVOCATION_UNAVAILABLE",
+            Self::RateLimitExceeded => "RATE_LIMIT_TOO_MANY_REQUESTS",
+            Self::QuotaExceeded => "QUOTA_TOO_MANY_REQUESTS",
+            Self::SpikeArrestExceeded => "SPIKE_ARREST_TOO_MANY_REQUESTS",
         }
     }
 
@@ -138,6 +148,8 @@ impl AuthErrorKind {
             Self::InsufficientScope => 3,
             Self::JwksUnavailable | Self::RevocationUnavailable => 4,
             Self::ResolutionFailure => 5,
+            // Limits are judged after a plan is chosen, never while choosing one.
+            Self::RateLimitExceeded | Self::QuotaExceeded | Self::SpikeArrestExceeded => 6,
         }
     }
 }

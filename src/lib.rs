@@ -85,6 +85,12 @@
 //! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`
 //!   and `OptionalFromRequestParts`, with the rejections `MissingPlanContext`,
 //!   `ClaimsNotExtracted` and `VerifiedClaimsRejection`.
+//! - `redis`: plan restriction counters shared through Redis (`limit::RedisStore`).
+//!
+//! # Plan restrictions
+//!
+//! [`limit::PlanLimitLayer`], placed inside [`JwtPlanLayer`], applies each plan's rate limit,
+//! quota and spike arrest per subscription; see [`limit`].
 //!
 //! [tower]: https://docs.rs/tower
 
@@ -102,6 +108,7 @@ mod future;
 mod jwks;
 mod key;
 mod layer;
+pub mod limit;
 mod plan;
 mod resolver_cache;
 mod resource_metadata;

@@ -48,6 +48,19 @@ fn row(kind: AuthErrorKind) -> Row {
             "14",
             "Temporarily Unavailable: the revocation list cannot be obtained",
         ),
+        RateLimitExceeded => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "8",
+            "Too Many Requests: the plan's rate limit is reached",
+        ),
+        QuotaExceeded => {
+            (StatusCode::TOO_MANY_REQUESTS, "8", "Too Many Requests: the plan's quota is reached")
+        }
+        SpikeArrestExceeded => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "8",
+            "Too Many Requests: the plan's spike arrest allows no request this soon",
+        ),
     };
     Row { status, grpc, message }
 }
@@ -57,7 +70,7 @@ pub fn status_of(error: &AuthError) -> StatusCode {
     row(error.kind()).status
 }
 
-/// The gRPC status code for an error (16, 7 or 14).
+/// The gRPC status code for an error (16, 7, 14 or 8).
 pub fn grpc_code_of(error: &AuthError) -> u8 {
     row(error.kind()).grpc.parse().unwrap_or(2)
 }
@@ -151,6 +164,7 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// | keys cannot be obtained (no cached keys, IdP unreachable) | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 /// | subscription store failed or timed out | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 /// | the plan checks revocation and no list has been loaded yet | `JWT_REVOCATION_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | a plan restriction exhausted (set by [`PlanLimitLayer`](crate::limit::PlanLimitLayer)) | `RATE_LIMIT_TOO_MANY_REQUESTS`, `QUOTA_TOO_MANY_REQUESTS`, `SPIKE_ARREST_TOO_MANY_REQUESTS` | 429, `Retry-After` | none | 8 RESOURCE_EXHAUSTED |
 ///
 /// A revoked token, and a certificate-bound token whose binding fails, is an invalid token
 /// (401 `JWT_INVALID_TOKEN`, with its own [`InvalidReason`](crate::InvalidReason)). With

@@ -20,14 +20,30 @@ use http::{HeaderValue, Response};
 use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verified};
+use crate::confirmation::{self, ClientCertificate};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::plan::{PlanSet, ServedPlan};
-use crate::response::RenderRejection;
+use crate::response::{RenderRejection, point_to_metadata};
+use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::TokenSource;
 use crate::verify::{SignatureCheck, parse_jws};
+
+/// The checks that depend on more than the token and the clock, so they run on token-cache
+/// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
+fn beyond_the_token(
+    plan: &ServedPlan,
+    claims: &Map<String, Value>,
+    parts: &Parts,
+) -> Result<(), AuthError> {
+    if let Some(list) = &plan.settings.revocation {
+        revocation::check(list, claims)?;
+    }
+    let certificate = parts.extensions.get::<ClientCertificate>();
+    confirmation::check(plan.settings.confirmation, claims, certificate)
+}
 
 /// The source of "now" for claim and subscription date checks.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -42,6 +58,8 @@ pub(crate) struct Shared<R> {
     pub(crate) clock: Clock,
     pub(crate) resolver_timeout: Duration,
     pub(crate) token_cache: Option<TokenCache>,
+    /// RFC 9728: the metadata URL added to every 401 challenge.
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 /// What the check waits on before it can go on. Only waits: a verdict is a [`Step`].
@@ -123,7 +141,7 @@ impl<R: SubscriptionResolver> Check<R> {
         let token = self.shared.tokens.extract(&parts.headers, parts.uri.query())?;
         if !self.bypass_cache
             && self.next == 0
-            && let Some(step) = self.cached_step(&token)
+            && let Some(step) = self.cached_step(&token, parts)
         {
             return step;
         }
@@ -149,6 +167,7 @@ impl<R: SubscriptionResolver> Check<R> {
             let verdict = plan
                 .rules
                 .check(&jws, &claims, self.now)
+                .and_then(|()| beyond_the_token(plan, &claims, parts))
                 .and_then(|()| plan.rules.check_scopes(&claims))
                 .and_then(|()| plan.rules.client_id(&claims));
             let client_id = match verdict {
@@ -179,11 +198,17 @@ impl<R: SubscriptionResolver> Check<R> {
 
     /// A repeat token: skip verification if the cached result still holds (same plan set, same
     /// key set, times still valid). The subscription is looked up as always.
-    fn cached_step(&mut self, token: &str) -> Option<Result<Wait<R::Future>, AuthError>> {
+    fn cached_step(
+        &mut self,
+        token: &str,
+        parts: &Parts,
+    ) -> Option<Result<Wait<R::Future>, AuthError>> {
         let hit = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
+        // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_times(&hit.claims, self.now).is_err()
+            || beyond_the_token(plan, &hit.claims, parts).is_err()
         {
             return None;
         }
@@ -313,6 +338,9 @@ impl<R: SubscriptionResolver> Check<R> {
     pub(crate) fn refuse(&self, err: AuthError, parts: &Parts) -> Response<Bytes> {
         tracing::debug!(target: "tower_jwt_plan::reject", code = err.code(), reason = ?err.reason(), "request refused");
         let mut response = self.shared.render.render(&err, parts);
+        if let Some(url) = &self.shared.resource_metadata {
+            point_to_metadata(&mut response, url);
+        }
         response.extensions_mut().insert(err);
         response
     }

@@ -3,8 +3,8 @@
 //!
 //! A `RoutingTable` is immutable: [`crate::compile`] builds one from a configuration and
 //! [`crate::serve`] swaps it in whole. Routes are matched on the canonical path of
-//! [`crate::path`] (its rule is documented there). Imports [`crate::proxy`], [`crate::path`]
-//! and [`crate::headers`].
+//! `path` (its rule is documented there). Imports [`crate::proxy`], `path`
+//! and `headers`.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -80,7 +80,7 @@ impl RoutingTable {
         })
     }
 
-    /// Put the request's path in canonical form ([`crate::path`]) and refuse it when, routed,
+    /// Put the request's path in canonical form (`path`) and refuse it when, routed,
     /// it stays ambiguous. A path no API serves is left for the 404.
     fn admit<B>(&self, req: &mut Request<B>) -> Result<(), BadPath> {
         let canonical = normalize(req.uri().path())?;

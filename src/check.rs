@@ -19,7 +19,7 @@ use http::request::Parts;
 use http::{HeaderValue, Response};
 use serde_json::{Map, Value};
 
-use crate::cache::{TokenCache, Verified};
+use crate::cache::{TokenCache, Verdict, Verified};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
@@ -27,7 +27,12 @@ use crate::plan::{PlanSet, ServedPlan};
 use crate::response::RenderRejection;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::TokenSource;
-use crate::verify::{SignatureCheck, parse_jws};
+use crate::verify::{SignatureCheck, Verdicts, parse_jws};
+
+/// The user claim's value as a string, when the token has one.
+fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<String> {
+    claims.get(user_claim).and_then(Value::as_str).map(str::to_owned)
+}
 
 /// The source of "now" for claim and subscription date checks.
 pub(crate) type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -76,6 +81,17 @@ pub(crate) struct Check<R> {
     best: Option<AuthError>,
     pending: Option<Pending>,
     bypass_cache: bool,
+    /// The token's claims, decoded once per request (or taken from the token cache).
+    claims: Option<Arc<Map<String, Value>>>,
+    /// Signature verdicts by key source: plans sharing a source share one signature check.
+    verdicts: Verdicts,
+    /// A plan already refused by the store for this request (the cached plan of a hit).
+    skip: Option<usize>,
+    /// The first plan whose checks all passed but whose client the store refused: remembered
+    /// in the token cache if the request is refused, so a repeat costs no signature check.
+    refused: Option<Verified>,
+    /// The request started from a token-cache entry: nothing new to remember.
+    cached: bool,
 }
 
 /// A plan whose checks passed, waiting on the subscription store.
@@ -84,8 +100,15 @@ struct Pending {
     query: SubscriptionQuery,
     claims: Arc<Map<String, Value>>,
     user: Option<String>,
-    /// The verification result to cache once the request is granted.
-    remember: Option<(Box<str>, Verified)>,
+    origin: Origin,
+}
+
+/// Where a pending plan's verification came from.
+enum Origin {
+    /// Verified in this request; what to cache (`None` when the cache is off).
+    Fresh(Option<Verified>),
+    /// A token-cache entry.
+    Cached(Arc<Verified>, Verdict),
 }
 
 /// A request the check lets through: what [`Check::grant`] puts into it.
@@ -108,6 +131,11 @@ impl<R: SubscriptionResolver> Check<R> {
             best: None,
             pending: None,
             bypass_cache: false,
+            claims: None,
+            verdicts: Verdicts::default(),
+            skip: None,
+            refused: None,
+            cached: false,
         }
     }
 
@@ -128,12 +156,30 @@ impl<R: SubscriptionResolver> Check<R> {
             return step;
         }
         let mut jws = parse_jws(&token)?;
-        let claims = jws.claims()?;
+        let claims = match &self.claims {
+            Some(claims) => {
+                jws.use_claims(claims);
+                claims.clone()
+            }
+            None => {
+                let claims = jws.claims()?;
+                self.claims = Some(claims.clone());
+                claims
+            }
+        };
         while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
             self.next = index + 1;
+            if self.skip == Some(index) {
+                continue;
+            }
             let plan = &self.plans.served[index];
             let may_wait = self.waited_for != Some(index);
-            let keys = match plan.settings.keys.check(&jws, plan.rules.algorithms, may_wait) {
+            let keys = match self.verdicts.check(
+                &plan.settings.keys,
+                &jws,
+                plan.rules.algorithms,
+                may_wait,
+            ) {
                 SignatureCheck::Valid(keys) => keys,
                 SignatureCheck::Wait(wait) => {
                     self.next = index;
@@ -159,20 +205,19 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let user =
-                claims.get(&plan.settings.user_claim).and_then(Value::as_str).map(str::to_owned);
-            let remember = self.shared.token_cache.as_ref().map(|_| {
-                let verified = Verified {
-                    plans_id: self.plans.id(),
-                    plan: index,
-                    keys,
-                    claims: claims.clone(),
-                    client_id: client_id.as_str().into(),
-                    user: user.as_deref().map(Into::into),
-                };
-                (Box::<str>::from(&*token), verified)
+            let user = user_of(&claims, &plan.settings.user_claim);
+            let remember = self.shared.token_cache.as_ref().map(|_| Verified {
+                plans_id: self.plans.id(),
+                plan: index,
+                keys,
+                claims: claims.clone(),
             });
-            return self.look_up(index, client_id, claims.clone(), user, remember);
+            return self.look_up(index, client_id, claims, user, Origin::Fresh(remember));
+        }
+        if let (Some(cache), Some(verified)) = (&self.shared.token_cache, self.refused.take()) {
+            // A valid token whose client holds no usable subscription: its next request skips
+            // the signature check but still asks the store, so a new subscription counts at once.
+            cache.insert(&token, Arc::new(verified), Verdict::Refused);
         }
         Err(self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)))
     }
@@ -180,27 +225,29 @@ impl<R: SubscriptionResolver> Check<R> {
     /// A repeat token: skip verification if the cached result still holds (same plan set, same
     /// key set, times still valid). The subscription is looked up as always.
     fn cached_step(&mut self, token: &str) -> Option<Result<Wait<R::Future>, AuthError>> {
-        let hit = self.shared.token_cache.as_ref()?.get(token)?;
+        let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_times(&hit.claims, self.now).is_err()
         {
             return None;
         }
-        let user = hit.user.as_deref().map(str::to_owned);
-        Some(self.look_up(hit.plan, hit.client_id.to_string(), hit.claims.clone(), user, None))
+        // Read again from the claims rather than stored twice: the plan's rules are unchanged.
+        let client_id = plan.rules.client_id(&hit.claims).ok()?.to_owned();
+        let user = user_of(&hit.claims, &plan.settings.user_claim);
+        self.cached = true;
+        let claims = hit.claims.clone();
+        Some(self.look_up(hit.plan, client_id, claims, user, Origin::Cached(hit, verdict)))
     }
 
     /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
-    /// `remember` is the verification to cache if the answer grants the request; `None` means
-    /// the verification itself came from the cache.
     fn look_up(
         &mut self,
         index: usize,
         client_id: String,
         claims: Arc<Map<String, Value>>,
         user: Option<String>,
-        remember: Option<(Box<str>, Verified)>,
+        origin: Origin,
     ) -> Result<Wait<R::Future>, AuthError> {
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
@@ -208,7 +255,7 @@ impl<R: SubscriptionResolver> Check<R> {
             client_id,
         };
         let future = self.shared.resolver.resolve(query.clone());
-        self.pending = Some(Pending { plan: index, query, claims, user, remember });
+        self.pending = Some(Pending { plan: index, query, claims, user, origin });
         Ok(Wait::Store(future))
     }
 
@@ -221,15 +268,19 @@ impl<R: SubscriptionResolver> Check<R> {
         let Some(pending) = self.pending.take() else {
             return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
         };
-        // With the cache on, only a verification that came from the cache has nothing to remember.
-        let from_cache = pending.remember.is_none() && self.shared.token_cache.is_some();
         let plan = &self.plans.served[pending.plan];
         match answer {
             Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
-                if let (Some(cache), Some((token, verified))) =
-                    (&self.shared.token_cache, pending.remember)
+                let remember = match pending.origin {
+                    Origin::Fresh(verified) => verified.map(Arc::new),
+                    // A refused token now granted (a new subscription): keep it with the granted.
+                    Origin::Cached(hit, Verdict::Refused) => Some(hit),
+                    Origin::Cached(_, Verdict::Granted) => None,
+                };
+                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember)
+                    && let Ok(token) = self.shared.tokens.extract(&parts.headers, parts.uri.query())
                 {
-                    cache.insert(&token, verified);
+                    cache.insert(&token, verified, Verdict::Granted);
                 }
                 let context = PlanContext::new(
                     self.shared.api_id.clone(),
@@ -251,10 +302,22 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
-        if from_cache {
-            // The cached plan no longer serves this client: decide again from scratch.
-            self.bypass_cache = true;
-            self.next = 0;
+        match pending.origin {
+            Origin::Cached(hit, _) => {
+                // The cached plan does not serve this client now: try the other plans, reusing
+                // the cached verification for every plan that shares its key source.
+                self.bypass_cache = true;
+                self.next = 0;
+                self.skip = Some(pending.plan);
+                let source = &self.plans.served[pending.plan].settings.keys;
+                self.verdicts.remember(source, hit.keys.clone());
+                self.claims = Some(hit.claims.clone());
+            }
+            Origin::Fresh(verified) => {
+                if self.refused.is_none() && !self.cached {
+                    self.refused = verified;
+                }
+            }
         }
         self.advance(parts).into()
     }

@@ -14,7 +14,7 @@ mod settings;
 
 pub(crate) use jws::parse_jws;
 pub use key_source::KeySource;
-pub(crate) use key_source::SignatureCheck;
+pub(crate) use key_source::{SignatureCheck, Verdicts};
 pub(crate) use rules::ClaimRules;
 pub use rules::ScopeMode;
 pub use settings::JwtSettings;

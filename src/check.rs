@@ -9,6 +9,7 @@
 //! asked) and hands that wait to the response future, which polls it and resumes the check.
 //! This module imports neither the layer, the service nor the future.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,11 +24,12 @@ use crate::cache::{TokenCache, Verdict, Verified};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
+use crate::key::KeySet;
 use crate::plan::{PlanSet, ServedPlan};
 use crate::response::RenderRejection;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::TokenSource;
-use crate::verify::{SignatureCheck, Verdicts, parse_jws};
+use crate::verify::{Jws, SignatureCheck, Verdicts, parse_jws};
 
 /// The user claim's value as a string, when the token has one.
 fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<String> {
@@ -92,6 +94,17 @@ pub(crate) struct Check<R> {
     refused: Option<Verified>,
     /// The request started from a token-cache entry: nothing new to remember.
     cached: bool,
+    /// Plans whose checks passed, after the one at the store, in plan order.
+    queue: VecDeque<Candidate>,
+}
+
+/// A plan whose checks passed, waiting for its turn at the store.
+struct Candidate {
+    plan: usize,
+    client_id: String,
+    user: Option<String>,
+    claims: Arc<Map<String, Value>>,
+    origin: Origin,
 }
 
 /// A plan whose checks passed, waiting on the subscription store.
@@ -136,6 +149,7 @@ impl<R: SubscriptionResolver> Check<R> {
             skip: None,
             refused: None,
             cached: false,
+            queue: VecDeque::new(),
         }
     }
 
@@ -148,6 +162,9 @@ impl<R: SubscriptionResolver> Check<R> {
     /// Run the synchronous checks up to the next wait (keys or store) or a refusal. A grant
     /// always comes from the store's answer, so it is never returned here.
     pub(crate) fn advance(&mut self, parts: &Parts) -> Result<Wait<R::Future>, AuthError> {
+        if let Some(next) = self.queue.pop_front() {
+            return self.look_up(next);
+        }
         let token = self.shared.tokens.extract(&parts.headers, parts.uri.query())?;
         if !self.bypass_cache
             && self.next == 0
@@ -192,27 +209,9 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let verdict = plan
-                .rules
-                .check(&jws, &claims, self.now)
-                .and_then(|()| plan.rules.check_scopes(&claims))
-                .and_then(|()| plan.rules.client_id(&claims));
-            let client_id = match verdict {
-                Ok(client_id) => client_id.to_owned(),
-                Err(err) => {
-                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
-                    self.note(err);
-                    continue;
-                }
-            };
-            let user = user_of(&claims, &plan.settings.user_claim);
-            let remember = self.shared.token_cache.as_ref().map(|_| Verified {
-                plans_id: self.plans.id(),
-                plan: index,
-                keys,
-                claims: claims.clone(),
-            });
-            return self.look_up(index, client_id, claims, user, Origin::Fresh(remember));
+            let Some(first) = self.candidate(index, &jws, &claims, keys) else { continue };
+            self.queue_shared(&jws, &claims);
+            return self.look_up(first);
         }
         if let (Some(cache), Some(verified)) = (&self.shared.token_cache, self.refused.take()) {
             // A valid token whose client holds no usable subscription: its next request skips
@@ -220,6 +219,75 @@ impl<R: SubscriptionResolver> Check<R> {
             cache.insert(&token, Arc::new(verified), Verdict::Refused);
         }
         Err(self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)))
+    }
+
+    /// Plan `index`'s claim rules, scopes and client id, its signature having verified with
+    /// `keys`: the plan's turn at the store, or `None` (the refusal noted).
+    fn candidate(
+        &mut self,
+        index: usize,
+        jws: &Jws<'_>,
+        claims: &Arc<Map<String, Value>>,
+        keys: Arc<KeySet>,
+    ) -> Option<Candidate> {
+        let plan = &self.plans.served[index];
+        let verdict = plan
+            .rules
+            .check(jws, claims, self.now)
+            .and_then(|()| plan.rules.check_scopes(claims))
+            .and_then(|()| plan.rules.client_id(claims));
+        let client_id = match verdict {
+            Ok(client_id) => client_id.to_owned(),
+            Err(err) => {
+                tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
+                self.note(err);
+                return None;
+            }
+        };
+        let user = user_of(claims, &plan.settings.user_claim);
+        let remember = self.shared.token_cache.as_ref().map(|_| Verified {
+            plans_id: self.plans.id(),
+            plan: index,
+            keys,
+            claims: claims.clone(),
+        });
+        Some(Candidate {
+            plan: index,
+            client_id,
+            user,
+            claims: claims.clone(),
+            origin: Origin::Fresh(remember),
+        })
+    }
+
+    /// After a plan passed: check at once the following plans whose key source already has a
+    /// verdict in this request (no cryptography, no wait), and queue those that pass for the
+    /// store, so a refusal by the store moves to the next plan without parsing the token again.
+    /// The scan stops at the first plan whose keys are not checked yet, which stays lazy.
+    fn queue_shared(&mut self, jws: &Jws<'_>, claims: &Arc<Map<String, Value>>) {
+        while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
+            let plan = &self.plans.served[index];
+            if !self.verdicts.knows(&plan.settings.keys) {
+                return;
+            }
+            self.next = index + 1;
+            if self.skip == Some(index) {
+                continue;
+            }
+            match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
+                SignatureCheck::Valid(keys) => {
+                    if let Some(next) = self.candidate(index, jws, claims, keys) {
+                        self.queue.push_back(next);
+                    }
+                }
+                SignatureCheck::Invalid(err) => {
+                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, alg = jws.alg_name(), error = %err, "plan refused token");
+                    self.note(err);
+                }
+                // Not reached: a source with a verdict never waits.
+                SignatureCheck::Wait(_) => return,
+            }
+        }
     }
 
     /// A repeat token: skip verification if the cached result still holds (same plan set, same
@@ -237,18 +305,19 @@ impl<R: SubscriptionResolver> Check<R> {
         let user = user_of(&hit.claims, &plan.settings.user_claim);
         self.cached = true;
         let claims = hit.claims.clone();
-        Some(self.look_up(hit.plan, client_id, claims, user, Origin::Cached(hit, verdict)))
+        let plan = hit.plan;
+        Some(self.look_up(Candidate {
+            plan,
+            client_id,
+            user,
+            claims,
+            origin: Origin::Cached(hit, verdict),
+        }))
     }
 
     /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
-    fn look_up(
-        &mut self,
-        index: usize,
-        client_id: String,
-        claims: Arc<Map<String, Value>>,
-        user: Option<String>,
-        origin: Origin,
-    ) -> Result<Wait<R::Future>, AuthError> {
+    fn look_up(&mut self, candidate: Candidate) -> Result<Wait<R::Future>, AuthError> {
+        let Candidate { plan: index, client_id, user, claims, origin } = candidate;
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
             plan: self.plans.served[index].id.clone(),

@@ -293,6 +293,11 @@ impl Verdicts {
         check
     }
 
+    /// Whether `source` has a verdict in this request.
+    pub(crate) fn knows(&self, source: &KeySource) -> bool {
+        self.0.iter().any(|(known, _)| known.same_source(source))
+    }
+
     /// Record that `keys`, a set `source` holds now, verified the token (a token-cache entry).
     pub(crate) fn remember(&mut self, source: &KeySource, keys: Arc<KeySet>) {
         self.0.push((source.clone(), Ok(keys)));

@@ -12,7 +12,7 @@ mod key_source;
 mod rules;
 mod settings;
 
-pub(crate) use jws::parse_jws;
+pub(crate) use jws::{Jws, parse_jws};
 pub use key_source::KeySource;
 pub(crate) use key_source::{SignatureCheck, Verdicts};
 pub(crate) use rules::ClaimRules;

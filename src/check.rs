@@ -28,12 +28,12 @@ use crate::key::KeySet;
 use crate::plan::{PlanSet, ServedPlan};
 use crate::response::RenderRejection;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
-use crate::token::TokenSource;
-use crate::verify::{Jws, SignatureCheck, Verdicts, parse_jws};
+use crate::token::{TokenSource, check_chars};
+use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
 
 /// The user claim's value as a string, when the token has one.
-fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<String> {
-    claims.get(user_claim).and_then(Value::as_str).map(str::to_owned)
+fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
+    claims.get(user_claim).and_then(Value::as_str).map(Into::into)
 }
 
 /// The source of "now" for claim and subscription date checks.
@@ -101,8 +101,8 @@ pub(crate) struct Check<R> {
 /// A plan whose checks passed, waiting for its turn at the store.
 struct Candidate {
     plan: usize,
-    client_id: String,
-    user: Option<String>,
+    client_id: Arc<str>,
+    user: Option<Arc<str>>,
     claims: Arc<Map<String, Value>>,
     origin: Origin,
 }
@@ -110,9 +110,9 @@ struct Candidate {
 /// A plan whose checks passed, waiting on the subscription store.
 struct Pending {
     plan: usize,
-    query: SubscriptionQuery,
+    client_id: Arc<str>,
     claims: Arc<Map<String, Value>>,
-    user: Option<String>,
+    user: Option<Arc<str>>,
     origin: Origin,
 }
 
@@ -165,13 +165,15 @@ impl<R: SubscriptionResolver> Check<R> {
         if let Some(next) = self.queue.pop_front() {
             return self.look_up(next);
         }
-        let token = self.shared.tokens.extract(&parts.headers, parts.uri.query())?;
+        let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
+        // Only tokens that passed every check are cached, so a hit needs no character check.
         if !self.bypass_cache
             && self.next == 0
             && let Some(step) = self.cached_step(&token)
         {
             return step;
         }
+        check_chars(&token)?;
         let mut jws = parse_jws(&token)?;
         let claims = match &self.claims {
             Some(claims) => {
@@ -237,7 +239,7 @@ impl<R: SubscriptionResolver> Check<R> {
             .and_then(|()| plan.rules.check_scopes(claims))
             .and_then(|()| plan.rules.client_id(claims));
         let client_id = match verdict {
-            Ok(client_id) => client_id.to_owned(),
+            Ok(client_id) => Arc::<str>::from(client_id),
             Err(err) => {
                 tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
                 self.note(err);
@@ -250,6 +252,9 @@ impl<R: SubscriptionResolver> Check<R> {
             plan: index,
             keys,
             claims: claims.clone(),
+            times: TimeClaims::of(claims),
+            client_id: client_id.clone(),
+            user: user.clone(),
         });
         Some(Candidate {
             plan: index,
@@ -296,21 +301,16 @@ impl<R: SubscriptionResolver> Check<R> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
         if !plan.settings.keys.is_current(&hit.keys)
-            || plan.rules.check_times(&hit.claims, self.now).is_err()
+            || plan.rules.check_time_claims(hit.times, self.now).is_err()
         {
             return None;
         }
-        // Read again from the claims rather than stored twice: the plan's rules are unchanged.
-        let client_id = plan.rules.client_id(&hit.claims).ok()?.to_owned();
-        let user = user_of(&hit.claims, &plan.settings.user_claim);
         self.cached = true;
-        let claims = hit.claims.clone();
-        let plan = hit.plan;
         Some(self.look_up(Candidate {
-            plan,
-            client_id,
-            user,
-            claims,
+            plan: hit.plan,
+            client_id: hit.client_id.clone(),
+            user: hit.user.clone(),
+            claims: hit.claims.clone(),
             origin: Origin::Cached(hit, verdict),
         }))
     }
@@ -321,10 +321,10 @@ impl<R: SubscriptionResolver> Check<R> {
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
             plan: self.plans.served[index].id.clone(),
-            client_id,
+            client_id: client_id.to_string(),
         };
-        let future = self.shared.resolver.resolve(query.clone());
-        self.pending = Some(Pending { plan: index, query, claims, user, origin });
+        let future = self.shared.resolver.resolve(query);
+        self.pending = Some(Pending { plan: index, client_id, claims, user, origin });
         Ok(Wait::Store(future))
     }
 
@@ -339,7 +339,14 @@ impl<R: SubscriptionResolver> Check<R> {
         };
         let plan = &self.plans.served[pending.plan];
         match answer {
-            Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
+            Ok(Some(sub))
+                if sub.serves_client(
+                    &self.shared.api_id,
+                    &plan.id,
+                    &pending.client_id,
+                    self.now,
+                ) =>
+            {
                 let remember = match pending.origin {
                     Origin::Fresh(verified) => verified.map(Arc::new),
                     // A refused token now granted (a new subscription): keep it with the granted.
@@ -351,13 +358,13 @@ impl<R: SubscriptionResolver> Check<R> {
                 {
                     cache.insert(&token, verified, Verdict::Granted);
                 }
-                let context = PlanContext::new(
+                let context = PlanContext::shared(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
                     plan.name.clone(),
                     sub.application,
                     sub.id,
-                    pending.query.client_id,
+                    pending.client_id,
                     pending.user,
                 );
                 return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });

@@ -115,10 +115,21 @@ impl Subscription {
     /// Whether this subscription lets `query` through at `now`. Both dates are exclusive,
     /// as in Gravitee.
     pub fn serves(&self, query: &SubscriptionQuery, now: SystemTime) -> bool {
+        self.serves_client(&query.api, &query.plan, &query.client_id, now)
+    }
+
+    /// [`serves`](Self::serves) for a query given by its parts.
+    pub(crate) fn serves_client(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+        now: SystemTime,
+    ) -> bool {
         self.status == SubscriptionStatus::Accepted
-            && self.api == *query.api
-            && self.plan == *query.plan
-            && self.client_id == query.client_id
+            && self.api == api
+            && self.plan == plan
+            && self.client_id == client_id
             && self.starting_at.is_none_or(|start| start < now)
             && self.ending_at.is_none_or(|end| now < end)
     }

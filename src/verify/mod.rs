@@ -15,6 +15,6 @@ mod settings;
 pub(crate) use jws::{Jws, parse_jws};
 pub use key_source::KeySource;
 pub(crate) use key_source::{SignatureCheck, Verdicts};
-pub(crate) use rules::ClaimRules;
 pub use rules::ScopeMode;
+pub(crate) use rules::{ClaimRules, TimeClaims};
 pub use settings::JwtSettings;

@@ -20,6 +20,21 @@ pub enum ScopeMode {
     Any,
 }
 
+/// A token's `exp`, `nbf` and `iat`, as numbers (the parser already refused other types).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TimeClaims {
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+impl TimeClaims {
+    pub(crate) fn of(claims: &Map<String, Value>) -> Self {
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+        Self { exp: number("exp"), nbf: number("nbf"), iat: number("iat") }
+    }
+}
+
 /// The claim checks of one plan, built once at layer build. The equivalent of jsonwebtoken's
 /// `Validation`, with exp required and iss/aud required as soon as they are configured.
 #[derive(Debug, Clone)]
@@ -86,10 +101,19 @@ impl ClaimRules {
         claims: &Map<String, Value>,
         now: SystemTime,
     ) -> Result<(), AuthError> {
+        self.check_time_claims(TimeClaims::of(claims), now)
+    }
+
+    /// [`check_times`](Self::check_times) on the time claims read once (a token-cache entry
+    /// keeps them, so a hit does not look them up in the claims map again).
+    pub(crate) fn check_time_claims(
+        &self,
+        times: TimeClaims,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
         let invalid = AuthError::invalid;
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
-        match number("exp") {
+        match times.exp {
             Some(exp) if now >= exp + self.leeway => return Err(invalid(InvalidReason::Expired)),
             Some(exp) if self.max_lifetime.is_some_and(|max| exp - now > max + self.leeway) => {
                 return Err(invalid(InvalidReason::LifetimeTooLong));
@@ -98,10 +122,10 @@ impl ClaimRules {
             None if self.require_exp => return Err(invalid(InvalidReason::MissingClaim)),
             None => {}
         }
-        if number("nbf").is_some_and(|nbf| now + self.leeway < nbf) {
+        if times.nbf.is_some_and(|nbf| now + self.leeway < nbf) {
             return Err(invalid(InvalidReason::NotYetValid));
         }
-        if let Some(iat) = number("iat") {
+        if let Some(iat) = times.iat {
             if iat < 0.0 {
                 return Err(invalid(InvalidReason::WrongClaimType));
             }

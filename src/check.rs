@@ -321,7 +321,7 @@ impl<R: SubscriptionResolver> Check<R> {
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
             plan: self.plans.served[index].id.clone(),
-            client_id: client_id.to_string(),
+            client_id: String::from(&*client_id),
         };
         let future = self.shared.resolver.resolve(query);
         self.pending = Some(Pending { plan: index, client_id, claims, user, origin });

@@ -7,7 +7,7 @@
 //! request time strictly inside `(starting_at, ending_at)`. A resolver error is answered with
 //! 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`, never with a pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -264,7 +264,9 @@ impl fmt::Debug for BoxResolver {
     }
 }
 
-type Index = HashMap<SubscriptionQuery, Subscription>;
+/// foldhash (randomly seeded per map) rather than SipHash: the keys come from the operator's
+/// subscriptions, and a lookup hashes three strings on every request.
+type Index = HashMap<SubscriptionQuery, Subscription, foldhash::fast::RandomState>;
 
 fn key_of(s: &Subscription) -> SubscriptionQuery {
     SubscriptionQuery {
@@ -303,7 +305,27 @@ impl InMemoryResolver {
 
     /// Swap the whole content at once: readers see either the old set or the new one.
     pub fn replace_all(&self, subscriptions: impl IntoIterator<Item = Subscription>) {
-        let index: Index = subscriptions.into_iter().map(|s| (key_of(&s), s)).collect();
+        // API and plan ids repeat across subscriptions: the keys share one copy of each.
+        let mut names: HashSet<Arc<str>> = HashSet::new();
+        let mut intern = |name: &str| -> Arc<str> {
+            if let Some(known) = names.get(name) {
+                return known.clone();
+            }
+            let name: Arc<str> = name.into();
+            names.insert(name.clone());
+            name
+        };
+        let index: Index = subscriptions
+            .into_iter()
+            .map(|s| {
+                let key = SubscriptionQuery {
+                    api: intern(&s.api),
+                    plan: intern(&s.plan),
+                    client_id: s.client_id.clone(),
+                };
+                (key, s)
+            })
+            .collect();
         self.index.store(Arc::new(index));
     }
 

@@ -96,6 +96,12 @@ pub(crate) struct Check<R> {
     cached: bool,
     /// Plans whose checks passed, after the one at the store, in plan order.
     queue: VecDeque<Candidate>,
+    /// No plan is left beyond the queue: once it is empty, the request is refused.
+    exhausted: bool,
+    /// The plan, client id and user of the last candidate.
+    last_ids: Option<(usize, Arc<str>, Option<Arc<str>>)>,
+    /// The token's `exp`, `nbf` and `iat`, read once per request.
+    times: Option<TimeClaims>,
 }
 
 /// A plan whose checks passed, waiting for its turn at the store.
@@ -150,6 +156,9 @@ impl<R: SubscriptionResolver> Check<R> {
             refused: None,
             cached: false,
             queue: VecDeque::new(),
+            exhausted: false,
+            last_ids: None,
+            times: None,
         }
     }
 
@@ -166,6 +175,9 @@ impl<R: SubscriptionResolver> Check<R> {
             return self.look_up(next);
         }
         let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
+        if self.exhausted {
+            return Err(self.refusal(&token));
+        }
         // Only tokens that passed every check are cached, so a hit needs no character check.
         if !self.bypass_cache
             && self.next == 0
@@ -213,14 +225,20 @@ impl<R: SubscriptionResolver> Check<R> {
             };
             let Some(first) = self.candidate(index, &jws, &claims, keys) else { continue };
             self.queue_shared(&jws, &claims);
+            self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
             return self.look_up(first);
         }
+        Err(self.refusal(&token))
+    }
+
+    /// No plan is left: the most telling refusal.
+    fn refusal(&mut self, token: &str) -> AuthError {
         if let (Some(cache), Some(verified)) = (&self.shared.token_cache, self.refused.take()) {
             // A valid token whose client holds no usable subscription: its next request skips
             // the signature check but still asks the store, so a new subscription counts at once.
-            cache.insert(&token, Arc::new(verified), Verdict::Refused);
+            cache.insert(token, Arc::new(verified), Verdict::Refused);
         }
-        Err(self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)))
+        self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan))
     }
 
     /// Plan `index`'s claim rules, scopes and client id, its signature having verified with
@@ -233,26 +251,39 @@ impl<R: SubscriptionResolver> Check<R> {
         keys: Arc<KeySet>,
     ) -> Option<Candidate> {
         let plan = &self.plans.served[index];
+        let times = *self.times.get_or_insert_with(|| TimeClaims::of(claims));
+        // Plans usually read the client id and user from the same claims: then the previous
+        // candidate's are this one's, with no lookup and no copy.
+        let same_ids = self.last_ids.as_ref().filter(|(last, ..)| {
+            let last = &self.plans.served[*last];
+            last.rules.same_client_claim(&plan.rules)
+                && last.settings.user_claim == plan.settings.user_claim
+        });
         let verdict = plan
             .rules
-            .check(jws, claims, self.now)
+            .check_with_times(jws, claims, times, self.now)
             .and_then(|()| plan.rules.check_scopes(claims))
-            .and_then(|()| plan.rules.client_id(claims));
-        let client_id = match verdict {
-            Ok(client_id) => Arc::<str>::from(client_id),
+            .and_then(|()| match same_ids {
+                Some((_, client_id, user)) => Ok((client_id.clone(), user.clone())),
+                None => plan.rules.client_id(claims).map(|client_id| {
+                    (Arc::<str>::from(client_id), user_of(claims, &plan.settings.user_claim))
+                }),
+            });
+        let (client_id, user) = match verdict {
+            Ok(ids) => ids,
             Err(err) => {
                 tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
                 self.note(err);
                 return None;
             }
         };
-        let user = user_of(claims, &plan.settings.user_claim);
+        self.last_ids = Some((index, client_id.clone(), user.clone()));
         let remember = self.shared.token_cache.as_ref().map(|_| Verified {
             plans_id: self.plans.id(),
             plan: index,
             keys,
             claims: claims.clone(),
-            times: TimeClaims::of(claims),
+            times,
             client_id: client_id.clone(),
             user: user.clone(),
         });
@@ -383,6 +414,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 // The cached plan does not serve this client now: try the other plans, reusing
                 // the cached verification for every plan that shares its key source.
                 self.bypass_cache = true;
+                self.exhausted = false;
                 self.next = 0;
                 self.skip = Some(pending.plan);
                 let source = &self.plans.served[pending.plan].settings.keys;

@@ -52,11 +52,24 @@ pub(crate) struct ClaimRules {
 }
 
 impl ClaimRules {
-    /// Check header `typ` and the claims against this plan's rules at `now`.
+    /// Check header `typ` and the claims against this plan's rules at `now` (the layer calls
+    /// [`check_with_times`](Self::check_with_times), with the time claims read once).
+    #[cfg(test)]
     pub(crate) fn check(
         &self,
         jws: &Jws<'_>,
         claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        self.check_with_times(jws, claims, TimeClaims::of(claims), now)
+    }
+
+    /// [`check`](Self::check) with the time claims read once per request, not once per plan.
+    pub(crate) fn check_with_times(
+        &self,
+        jws: &Jws<'_>,
+        claims: &Map<String, Value>,
+        times: TimeClaims,
         now: SystemTime,
     ) -> Result<(), AuthError> {
         let invalid = AuthError::invalid;
@@ -69,9 +82,10 @@ impl ClaimRules {
         if !typ_ok {
             return Err(invalid(InvalidReason::UnsupportedHeader));
         }
-        self.check_times(claims, now)?;
+        self.check_time_claims(times, now)?;
         if !self.issuers.is_empty() {
-            match claims.get("iss").and_then(Value::as_str) {
+            // `Jws::iss` is the `iss` claim when it is a string, read once per request.
+            match jws.iss.as_deref() {
                 None => return Err(invalid(InvalidReason::MissingClaim)),
                 Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
                     return Err(invalid(InvalidReason::IssuerNotAccepted));
@@ -95,17 +109,8 @@ impl ClaimRules {
     }
 
     /// The time-dependent checks (`exp`, `nbf`, `iat`, lifetime): the only ones that can change
-    /// for a token already verified, so the only ones repeated on a token-cache hit.
-    pub(crate) fn check_times(
-        &self,
-        claims: &Map<String, Value>,
-        now: SystemTime,
-    ) -> Result<(), AuthError> {
-        self.check_time_claims(TimeClaims::of(claims), now)
-    }
-
-    /// [`check_times`](Self::check_times) on the time claims read once (a token-cache entry
-    /// keeps them, so a hit does not look them up in the claims map again).
+    /// for a token already verified, so the only ones repeated on a token-cache hit. The time
+    /// claims are read once per request (and kept by a token-cache entry).
     pub(crate) fn check_time_claims(
         &self,
         times: TimeClaims,
@@ -134,6 +139,12 @@ impl ClaimRules {
             }
         }
         Ok(())
+    }
+
+    /// Whether `other` reads the client id from the same claim (so from the same token, the
+    /// same client id).
+    pub(crate) fn same_client_claim(&self, other: &ClaimRules) -> bool {
+        self.client_id_claim == other.client_id_claim
     }
 
     /// Whether this plan would consider a token of this (unverified) issuer at all.

@@ -21,12 +21,14 @@ use http::{HeaderValue, Response};
 use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verdict, Verified};
+use crate::confirmation::{self, ClientCertificate};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::key::KeySet;
 use crate::plan::{PlanSet, ServedPlan};
-use crate::response::RenderRejection;
+use crate::response::{RenderRejection, point_to_metadata};
+use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::{TokenSource, check_chars};
 use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
@@ -34,6 +36,20 @@ use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
 /// The user claim's value as a string, when the token has one.
 fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
     claims.get(user_claim).and_then(Value::as_str).map(Into::into)
+}
+
+/// The checks that depend on more than the token and the clock, so they run on token-cache
+/// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
+fn beyond_the_token(
+    plan: &ServedPlan,
+    claims: &Map<String, Value>,
+    parts: &Parts,
+) -> Result<(), AuthError> {
+    if let Some(list) = &plan.settings.revocation {
+        revocation::check(list, claims)?;
+    }
+    let certificate = parts.extensions.get::<ClientCertificate>();
+    confirmation::check(plan.settings.confirmation, claims, certificate)
 }
 
 /// The source of "now" for claim and subscription date checks.
@@ -49,6 +65,8 @@ pub(crate) struct Shared<R> {
     pub(crate) clock: Clock,
     pub(crate) resolver_timeout: Duration,
     pub(crate) token_cache: Option<TokenCache>,
+    /// RFC 9728: the metadata URL added to every 401 challenge.
+    pub(crate) resource_metadata: Option<Arc<str>>,
 }
 
 /// What the check waits on before it can go on. Only waits: a verdict is a [`Step`].
@@ -181,7 +199,7 @@ impl<R: SubscriptionResolver> Check<R> {
         // Only tokens that passed every check are cached, so a hit needs no character check.
         if !self.bypass_cache
             && self.next == 0
-            && let Some(step) = self.cached_step(&token)
+            && let Some(step) = self.cached_step(&token, parts)
         {
             return step;
         }
@@ -223,8 +241,8 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let Some(first) = self.candidate(index, &jws, &claims, keys) else { continue };
-            self.queue_shared(&jws, &claims);
+            let Some(first) = self.candidate(index, &jws, &claims, keys, parts) else { continue };
+            self.queue_shared(&jws, &claims, parts);
             self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
             return self.look_up(first);
         }
@@ -249,6 +267,7 @@ impl<R: SubscriptionResolver> Check<R> {
         jws: &Jws<'_>,
         claims: &Arc<Map<String, Value>>,
         keys: Arc<KeySet>,
+        parts: &Parts,
     ) -> Option<Candidate> {
         let plan = &self.plans.served[index];
         let times = *self.times.get_or_insert_with(|| TimeClaims::of(claims));
@@ -262,6 +281,7 @@ impl<R: SubscriptionResolver> Check<R> {
         let verdict = plan
             .rules
             .check_with_times(jws, claims, times, self.now)
+            .and_then(|()| beyond_the_token(plan, claims, parts))
             .and_then(|()| plan.rules.check_scopes(claims))
             .and_then(|()| match same_ids {
                 Some((_, client_id, user)) => Ok((client_id.clone(), user.clone())),
@@ -300,7 +320,7 @@ impl<R: SubscriptionResolver> Check<R> {
     /// verdict in this request (no cryptography, no wait), and queue those that pass for the
     /// store, so a refusal by the store moves to the next plan without parsing the token again.
     /// The scan stops at the first plan whose keys are not checked yet, which stays lazy.
-    fn queue_shared(&mut self, jws: &Jws<'_>, claims: &Arc<Map<String, Value>>) {
+    fn queue_shared(&mut self, jws: &Jws<'_>, claims: &Arc<Map<String, Value>>, parts: &Parts) {
         while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
             let plan = &self.plans.served[index];
             if !self.verdicts.knows(&plan.settings.keys) {
@@ -312,7 +332,7 @@ impl<R: SubscriptionResolver> Check<R> {
             }
             match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
                 SignatureCheck::Valid(keys) => {
-                    if let Some(next) = self.candidate(index, jws, claims, keys) {
+                    if let Some(next) = self.candidate(index, jws, claims, keys, parts) {
                         self.queue.push_back(next);
                     }
                 }
@@ -328,11 +348,17 @@ impl<R: SubscriptionResolver> Check<R> {
 
     /// A repeat token: skip verification if the cached result still holds (same plan set, same
     /// key set, times still valid). The subscription is looked up as always.
-    fn cached_step(&mut self, token: &str) -> Option<Result<Wait<R::Future>, AuthError>> {
+    fn cached_step(
+        &mut self,
+        token: &str,
+        parts: &Parts,
+    ) -> Option<Result<Wait<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
+        // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_time_claims(hit.times, self.now).is_err()
+            || beyond_the_token(plan, &hit.claims, parts).is_err()
         {
             return None;
         }
@@ -484,6 +510,9 @@ impl<R: SubscriptionResolver> Check<R> {
     pub(crate) fn refuse(&self, err: AuthError, parts: &Parts) -> Response<Bytes> {
         tracing::debug!(target: "tower_jwt_plan::reject", code = err.code(), reason = ?err.reason(), "request refused");
         let mut response = self.shared.render.render(&err, parts);
+        if let Some(url) = &self.shared.resource_metadata {
+            point_to_metadata(&mut response, url);
+        }
         response.extensions_mut().insert(err);
         response
     }

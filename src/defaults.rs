@@ -71,6 +71,15 @@ pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest JWKS body read, in bytes; a larger one fails the fetch.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
+// Revocation lists (each set on [`RevocationListBuilder`](crate::RevocationListBuilder)).
+
+/// Interval between refreshes of a [`RevocationList`](crate::RevocationList): how long a newly
+/// revoked token may keep passing.
+pub const DEFAULT_REVOCATION_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Largest revocation-list body read, in bytes; a larger one fails the fetch.
+pub const DEFAULT_REVOCATION_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 // Fixed limits on keys (no setting changes them).
 
 /// Longest `kid` accepted, in bytes: in a token header (longer: 401) and in a JWKS (longer:

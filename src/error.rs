@@ -109,6 +109,16 @@ pub enum AuthErrorKind {
     JwksUnavailable,
     /// The subscription store failed (`GATEWAY_PLAN_RESOLUTION_FAILURE`, 503).
     ResolutionFailure,
+    /// The plan checks revocation and no revocation list has been loaded yet
+    /// (`JWT_REVOCATION_UNAVAILABLE`, 503).
+    RevocationUnavailable,
+    /// The plan's rate limit is used up (`RATE_LIMIT_TOO_MANY_REQUESTS`, 429). Only
+    /// [`PlanLimitLayer`](crate::limit::PlanLimitLayer) answers this.
+    RateLimitExceeded,
+    /// The plan's quota is used up (`QUOTA_TOO_MANY_REQUESTS`, 429).
+    QuotaExceeded,
+    /// The plan's spike arrest refuses a request this soon (`SPIKE_ARREST_TOO_MANY_REQUESTS`, 429).
+    SpikeArrestExceeded,
 }
 
 impl AuthErrorKind {
@@ -121,6 +131,10 @@ impl AuthErrorKind {
             Self::PlanUnresolvable => "GATEWAY_PLAN_UNRESOLVABLE",
             Self::JwksUnavailable => "JWKS_UNAVAILABLE",
             Self::ResolutionFailure => "GATEWAY_PLAN_RESOLUTION_FAILURE",
+            Self::RevocationUnavailable => "JWT_REVOCATION_UNAVAILABLE",
+            Self::RateLimitExceeded => "RATE_LIMIT_TOO_MANY_REQUESTS",
+            Self::QuotaExceeded => "QUOTA_TOO_MANY_REQUESTS",
+            Self::SpikeArrestExceeded => "SPIKE_ARREST_TOO_MANY_REQUESTS",
         }
     }
 
@@ -132,8 +146,10 @@ impl AuthErrorKind {
             Self::InvalidToken => 1,
             Self::PlanUnresolvable => 2,
             Self::InsufficientScope => 3,
-            Self::JwksUnavailable => 4,
+            Self::JwksUnavailable | Self::RevocationUnavailable => 4,
             Self::ResolutionFailure => 5,
+            // Limits are judged after a plan is chosen, never while choosing one.
+            Self::RateLimitExceeded | Self::QuotaExceeded | Self::SpikeArrestExceeded => 6,
         }
     }
 }
@@ -179,6 +195,14 @@ pub enum InvalidReason {
     MissingClientId,
     /// No servable JWT plan accepts tokens of this issuer.
     NoMatchingPlan,
+    /// The token's `jti` is on the plan's revocation list.
+    Revoked,
+    /// The token is bound to a certificate (`cnf.x5t#S256`) other than the client's (RFC 8705).
+    CertificateMismatch,
+    /// The token is bound to a certificate, and the connection presented none.
+    NoClientCertificate,
+    /// The plan requires certificate-bound tokens and this one has no `cnf.x5t#S256`.
+    NotCertificateBound,
 }
 
 impl InvalidReason {
@@ -203,6 +227,10 @@ impl InvalidReason {
             Self::AudienceNotAccepted => "audience not accepted",
             Self::MissingClientId => "token has no client id",
             Self::NoMatchingPlan => "no plan accepts this token",
+            Self::Revoked => "token revoked",
+            Self::CertificateMismatch => "client certificate does not match the token",
+            Self::NoClientCertificate => "token requires a client certificate",
+            Self::NotCertificateBound => "token is not certificate-bound",
         }
     }
 }

@@ -13,6 +13,13 @@
 //! The HTTP client verifies TLS certificates (rustls, the platform's roots plus any you add),
 //! never follows redirects unless asked, bounds connect and total time, and refuses plain
 //! `http://` except to loopback addresses unless [`JwksCacheBuilder::danger_allow_http`] is set.
+//!
+//! A cache built with [`JwksCache::from_issuer`] finds the JWKS URL itself: every fetch first
+//! reads the issuer's metadata document (OpenID Connect Discovery, or RFC 8414 as the
+//! fallback), requires its `issuer` to be the configured one exactly, and then fetches the
+//! `jwks_uri` it names, so a moved `jwks_uri` is followed at the next refresh. The document is
+//! fetched under the same rules as the key set, and a fault in it is a failed fetch like any
+//! other: the last good keys keep serving.
 
 use std::collections::hash_map::RandomState;
 use std::fmt;
@@ -28,10 +35,11 @@ use reqwest::Url;
 use tokio::sync::{Notify, oneshot, watch};
 
 use crate::defaults::{
-    DEFAULT_CONNECT_TIMEOUT, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_REFRESH_INTERVAL,
+    DEFAULT_MAX_BODY_BYTES, DEFAULT_MIN_REFETCH_INTERVAL, DEFAULT_REFRESH_INTERVAL,
 };
+use crate::discovery::{ProviderMetadata, metadata_urls};
 use crate::error::ConfigError;
+use crate::fetch::{FetchError, HttpOptions, error_chain, get_capped, positive};
 use crate::key::{KeySet, parse_jwks};
 
 /// A future that completes when an on-demand fetch has finished (or timed out).
@@ -70,6 +78,8 @@ struct Handle {
 
 struct Shared {
     url: Url,
+    /// Set for a cache built from an issuer: `url` is then its metadata document.
+    discovery: Option<Discovery>,
     client: reqwest::Client,
     refresh_interval: Duration,
     min_refetch_interval: Duration,
@@ -82,6 +92,17 @@ struct Shared {
     schedule: Mutex<Schedule>,
     fetches: AtomicU64,
     failures: AtomicU64,
+}
+
+/// What a cache built from an issuer needs to find its keys.
+struct Discovery {
+    issuer: String,
+    /// RFC 8414's location, tried when OpenID Connect's answers with a client error.
+    fallback: Url,
+    /// Whether plain http is allowed for the `jwks_uri` (same rule as for the issuer).
+    allow_http: bool,
+    /// The `jwks_uri` of the last good document.
+    jwks_uri: ArcSwapOption<Url>,
 }
 
 #[derive(Default)]
@@ -107,15 +128,10 @@ pub struct JwksStats {
 #[must_use]
 pub struct JwksCacheBuilder {
     url: String,
+    issuer: bool,
     refresh_interval: Duration,
     min_refetch_interval: Duration,
-    connect_timeout: Duration,
-    fetch_timeout: Duration,
-    max_body_bytes: usize,
-    follow_redirects: bool,
-    allow_http: bool,
-    roots: Vec<reqwest::Certificate>,
-    error: Option<ConfigError>,
+    http: HttpOptions,
 }
 
 impl JwksCache {
@@ -123,21 +139,49 @@ impl JwksCache {
     pub fn builder(url: impl Into<String>) -> JwksCacheBuilder {
         JwksCacheBuilder {
             url: url.into(),
+            issuer: false,
             refresh_interval: DEFAULT_REFRESH_INTERVAL,
             min_refetch_interval: DEFAULT_MIN_REFETCH_INTERVAL,
-            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
-            fetch_timeout: DEFAULT_FETCH_TIMEOUT,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            follow_redirects: false,
-            allow_http: false,
-            roots: Vec::new(),
-            error: None,
+            http: HttpOptions::new(DEFAULT_MAX_BODY_BYTES),
         }
     }
 
-    /// The JWKS URL.
+    /// Start configuring a cache that finds its keys from an issuer, by OpenID Connect
+    /// Discovery (`{issuer}/.well-known/openid-configuration`, or RFC 8414's
+    /// `/.well-known/oauth-authorization-server` when that answers with a 4xx). The document's
+    /// `issuer` must equal `issuer` exactly; its `jwks_uri` is fetched under the same rules, and
+    /// re-read at every fetch. A plan using this cache accepts only tokens of this issuer unless
+    /// you set issuers yourself ([`JwtSettings::issuer`](crate::JwtSettings::issuer)).
+    ///
+    /// ```no_run
+    /// use tower_jwt_plan::{JwksCache, JwtSettings, KeySource};
+    ///
+    /// # async fn demo() -> Result<(), tower_jwt_plan::ConfigError> {
+    /// let cache = JwksCache::from_issuer("https://idp.example/realms/main").build()?;
+    /// let settings = JwtSettings::new(KeySource::jwks(cache));
+    /// assert_eq!(settings.issuers(), ["https://idp.example/realms/main"]);
+    /// # Ok(()) }
+    /// ```
+    pub fn from_issuer(issuer: impl Into<String>) -> JwksCacheBuilder {
+        JwksCacheBuilder { issuer: true, ..Self::builder(issuer) }
+    }
+
+    /// The JWKS URL, or for a cache built from an issuer, the issuer's OpenID Connect
+    /// metadata URL.
     pub fn url(&self) -> &str {
         self.handle.shared.url.as_str()
+    }
+
+    /// The issuer this cache was built from ([`from_issuer`](Self::from_issuer)).
+    pub fn issuer(&self) -> Option<&str> {
+        self.handle.shared.discovery.as_ref().map(|d| d.issuer.as_str())
+    }
+
+    /// The JWKS URL of a cache built from an issuer, as named by the last good metadata
+    /// document; `None` before the first one (or for a cache built with a JWKS URL).
+    pub fn jwks_uri(&self) -> Option<String> {
+        let discovery = self.handle.shared.discovery.as_ref()?;
+        discovery.jwks_uri.load().as_ref().map(|url| url.to_string())
     }
 
     /// Counters: fetches, failures, keys held.
@@ -243,40 +287,32 @@ impl JwksCacheBuilder {
 
     /// Connect timeout. Default: 2 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.connect_timeout = timeout;
+        self.http.connect_timeout = timeout;
         self
     }
 
     /// Total time for one fetch, including the body. Default: 5 s. This also bounds how long
     /// the first requests wait for keys.
     pub fn fetch_timeout(mut self, timeout: Duration) -> Self {
-        self.fetch_timeout = timeout;
+        self.http.fetch_timeout = timeout;
         self
     }
 
-    /// Cap on the body size. Default: 1 MiB.
+    /// Cap on the body size (of the metadata document too). Default: 1 MiB.
     pub fn max_body_bytes(mut self, max: usize) -> Self {
-        self.max_body_bytes = max;
+        self.http.max_body_bytes = max;
         self
     }
 
     /// Follow up to 2 redirects. Default: redirects are not followed (a 3xx is a failed fetch).
     pub fn follow_redirects(mut self, on: bool) -> Self {
-        self.follow_redirects = on;
+        self.http.follow_redirects = on;
         self
     }
 
     /// Trust this CA (PEM) in addition to the platform's roots, for a private IdP.
     pub fn add_root_certificate_pem(mut self, pem: &[u8]) -> Self {
-        match reqwest::Certificate::from_pem(pem) {
-            Ok(cert) => self.roots.push(cert),
-            Err(e) => {
-                self.error = Some(ConfigError::InvalidSetting {
-                    name: "root certificate",
-                    reason: e.to_string(),
-                })
-            }
-        }
+        self.http.add_root_certificate_pem(pem);
         self
     }
 
@@ -284,59 +320,36 @@ impl JwksCacheBuilder {
     /// the path could then hand us keys. Loopback URLs (`127.0.0.1`, `[::1]`, `localhost`) are
     /// always allowed.
     pub fn danger_allow_http(mut self) -> Self {
-        self.allow_http = true;
+        self.http.allow_http = true;
         self
     }
 
-    fn into_shared(self) -> Result<Shared, ConfigError> {
-        if let Some(err) = self.error {
-            return Err(err);
-        }
+    fn into_shared(mut self) -> Result<Shared, ConfigError> {
         let invalid = |reason| ConfigError::InvalidJwksUrl { url: self.url.clone(), reason };
-        let url = Url::parse(&self.url).map_err(|_| invalid("not a URL"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_http || is_loopback(&url) => {}
-            "http" => {
-                return Err(invalid("plain http is refused (use https, or danger_allow_http)"));
-            }
-            _ => return Err(invalid("scheme must be https")),
-        }
-        if url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("no host"));
-        }
-        let positive = |name, d: Duration| {
-            if d.is_zero() {
-                Err(ConfigError::InvalidSetting { name, reason: "must be more than zero".into() })
-            } else {
-                Ok(())
-            }
+        let checked = self.http.check_url(&self.url).map_err(invalid)?;
+        let (url, discovery) = if self.issuer {
+            let [oidc, fallback] = metadata_urls(&checked)
+                .ok_or_else(|| invalid("an issuer has no query or fragment"))?;
+            let discovery = Discovery {
+                issuer: self.url.clone(),
+                fallback,
+                allow_http: self.http.allow_http,
+                jwks_uri: ArcSwapOption::empty(),
+            };
+            (oidc, Some(discovery))
+        } else {
+            (checked, None)
         };
         positive("refresh_interval", self.refresh_interval)?;
-        positive("connect_timeout", self.connect_timeout)?;
-        positive("fetch_timeout", self.fetch_timeout)?;
-        let redirects = if self.follow_redirects {
-            reqwest::redirect::Policy::limited(2)
-        } else {
-            reqwest::redirect::Policy::none()
-        };
-        let mut client = reqwest::Client::builder()
-            .connect_timeout(self.connect_timeout)
-            .timeout(self.fetch_timeout)
-            .redirect(redirects)
-            .https_only(!(self.allow_http || is_loopback(&url)))
-            .user_agent(concat!("tower-jwt-plan/", env!("CARGO_PKG_VERSION")));
-        for cert in self.roots {
-            client = client.add_root_certificate(cert);
-        }
-        let client = client.build().map_err(|e| ConfigError::HttpClient(Box::new(e)))?;
+        let client = self.http.client(&url)?;
         Ok(Shared {
             url,
+            discovery,
             client,
             refresh_interval: self.refresh_interval,
             min_refetch_interval: self.min_refetch_interval,
-            fetch_timeout: self.fetch_timeout,
-            max_body_bytes: self.max_body_bytes,
+            fetch_timeout: self.http.fetch_timeout,
+            max_body_bytes: self.http.max_body_bytes,
             keys: ArcSwapOption::empty(),
             finished: watch::Sender::new(0),
             wake: Notify::new(),
@@ -369,15 +382,6 @@ impl JwksCacheBuilder {
     }
 }
 
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// The background task of a [`JwksCache`]: fetches at start, on schedule and on demand.
 #[must_use = "the worker does nothing unless spawned"]
 pub struct JwksWorker {
@@ -389,23 +393,6 @@ impl fmt::Debug for JwksWorker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwksWorker").field("url", &self.shared.url.as_str()).finish()
     }
-}
-
-/// Why one fetch failed (logged; the cache keeps its last good set).
-#[derive(Debug, thiserror::Error)]
-enum FetchError {
-    #[error("request failed")]
-    Transport(#[source] reqwest::Error),
-    #[error("HTTP status {0}")]
-    Status(reqwest::StatusCode),
-    #[error("body larger than {0} bytes")]
-    TooLarge(usize),
-    #[error("body is not JSON")]
-    NotJson(#[source] serde_json::Error),
-    #[error("not a JWKS: {0}")]
-    NotJwks(&'static str),
-    #[error("no usable key ({0} skipped)")]
-    NoUsableKeys(usize),
 }
 
 impl JwksWorker {
@@ -462,41 +449,16 @@ impl JwksWorker {
     }
 }
 
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl Shared {
     /// Fetch and install the set. An unchanged document keeps the current `Arc`, so caches
     /// keyed on the set's identity (the verified-token cache) survive routine refreshes.
     async fn fetch(&self, last_body: &mut Vec<u8>) -> Result<(usize, usize), FetchError> {
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .header(http::header::ACCEPT, "application/jwk-set+json, application/json")
-            .send()
-            .await
-            .map_err(FetchError::Transport)?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status(response.status()));
-        }
-        if response.content_length().is_some_and(|len| len > self.max_body_bytes as u64) {
-            return Err(FetchError::TooLarge(self.max_body_bytes));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(FetchError::Transport)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(FetchError::TooLarge(self.max_body_bytes));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let jwks_url = match &self.discovery {
+            Some(discovery) => self.discover(discovery).await?,
+            None => self.url.clone(),
+        };
+        let accept = "application/jwk-set+json, application/json";
+        let body = get_capped(&self.client, &jwks_url, accept, self.max_body_bytes).await?;
         if body == *last_body
             && let Some(held) = self.keys.load().as_ref()
         {
@@ -511,6 +473,28 @@ impl Shared {
         self.keys.store(Some(Arc::new(set)));
         *last_body = body;
         Ok((keys, skipped))
+    }
+
+    /// Read the issuer's metadata document (OpenID Connect's location, RFC 8414's after a 4xx)
+    /// and return the `jwks_uri` it names, checked against the same URL rules as the issuer.
+    async fn discover(&self, discovery: &Discovery) -> Result<Url, FetchError> {
+        let accept = "application/json";
+        let max = self.max_body_bytes;
+        let body = match get_capped(&self.client, &self.url, accept, max).await {
+            Err(FetchError::Status(status)) if status.is_client_error() => {
+                get_capped(&self.client, &discovery.fallback, accept, max).await?
+            }
+            other => other?,
+        };
+        let meta =
+            ProviderMetadata::parse(&body, &discovery.issuer).map_err(FetchError::Discovery)?;
+        let options = HttpOptions { allow_http: discovery.allow_http, ..HttpOptions::new(max) };
+        let url = options.check_url(meta.jwks_uri()).map_err(FetchError::BadJwksUri)?;
+        if discovery.jwks_uri.load().as_deref() != Some(&url) {
+            tracing::info!(target: "tower_jwt_plan::jwks", issuer = %discovery.issuer, jwks_uri = %url, "JWKS URL discovered");
+            discovery.jwks_uri.store(Some(Arc::new(url.clone())));
+        }
+        Ok(url)
     }
 }
 

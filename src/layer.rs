@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use http::HeaderValue;
 use tower_layer::Layer;
 
 use crate::cache::{TokenCache, TokenCacheConfig};
@@ -89,6 +90,7 @@ impl JwtPlanLayer<NoResolver> {
             clock: Arc::new(SystemTime::now),
             resolver_timeout: DEFAULT_RESOLVER_TIMEOUT,
             token_cache: TokenCacheConfig::default(),
+            resource_metadata: None,
         }
     }
 }
@@ -153,6 +155,7 @@ pub struct JwtPlanLayerBuilder<R> {
     clock: Clock,
     resolver_timeout: std::time::Duration,
     token_cache: TokenCacheConfig,
+    resource_metadata: Option<String>,
 }
 
 impl<R> JwtPlanLayerBuilder<R> {
@@ -179,6 +182,7 @@ impl<R> JwtPlanLayerBuilder<R> {
             clock: self.clock,
             resolver_timeout: self.resolver_timeout,
             token_cache: self.token_cache,
+            resource_metadata: self.resource_metadata,
         }
     }
 
@@ -208,6 +212,15 @@ impl<R> JwtPlanLayerBuilder<R> {
         self
     }
 
+    /// Point clients to the API's protected-resource metadata (RFC 9728): every 401 challenge
+    /// gets `resource_metadata="<url>"`. Default: none. Usually
+    /// [`ProtectedResourceMetadata::well_known_url`](crate::ProtectedResourceMetadata::well_known_url).
+    /// Checked at build: an absolute `http(s)` URL without `"` or `\`.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        self.resource_metadata = Some(url.into());
+        self
+    }
+
     /// The clock used for `exp`/`nbf`/`iat` and subscription dates. Default:
     /// `SystemTime::now`. Meant for tests that pin time.
     pub fn clock(mut self, now: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
@@ -229,6 +242,18 @@ impl<R: SubscriptionResolver> JwtPlanLayerBuilder<R> {
             });
         }
         let plans = PlanSet::new(self.plans)?;
+        if let Some(url) = &self.resource_metadata {
+            let parsed = url::Url::parse(url).ok();
+            let usable = parsed.is_some_and(|u| matches!(u.scheme(), "https" | "http"))
+                && !url.contains(['"', '\\'])
+                && HeaderValue::from_str(url).is_ok();
+            if !usable {
+                return Err(ConfigError::InvalidSetting {
+                    name: "resource_metadata",
+                    reason: "must be an absolute http(s) URL usable in a header".into(),
+                });
+            }
+        }
         Ok(JwtPlanLayer {
             shared: Arc::new(Shared {
                 api_id: self.api_id,
@@ -239,6 +264,7 @@ impl<R: SubscriptionResolver> JwtPlanLayerBuilder<R> {
                 clock: self.clock,
                 resolver_timeout: self.resolver_timeout,
                 token_cache: TokenCache::new(self.token_cache),
+                resource_metadata: self.resource_metadata.map(Arc::from),
             }),
         })
     }

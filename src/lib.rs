@@ -53,7 +53,10 @@
 //!    comes from the plan's [`KeySource`] by `kid`, and the key type decides the algorithm
 //!    family. An unknown `kid` triggers one rate-limited refetch of the JWKS.
 //! 4. **Claims**: `exp` required, `nbf`/`iat` checked, 60 s leeway; issuer and audience exact
-//!    and required once configured; required scopes (403 `JWT_INSUFFICIENT_SCOPE`).
+//!    and required once configured; then, when the plan has them, the revocation list
+//!    ([`RevocationList`]: a listed `jti` is 401, no list yet is 503) and the certificate
+//!    binding ([`Confirmation`], RFC 8705), both repeated on token-cache hits; required scopes
+//!    (403 `JWT_INSUFFICIENT_SCOPE`).
 //! 5. **Subscription** (only now, so a forged token never reaches the store): the
 //!    [`SubscriptionResolver`] is asked for (api, plan, client id); the subscription must be
 //!    accepted and within its dates, or 403 `GATEWAY_PLAN_UNRESOLVABLE`.
@@ -82,43 +85,64 @@
 //! - `axum`: [`PlanContext`] and [`VerifiedClaims`] implement axum 0.8's `FromRequestParts`
 //!   and `OptionalFromRequestParts`, with the rejections `MissingPlanContext`,
 //!   `ClaimsNotExtracted` and `VerifiedClaimsRejection`.
+//! - `sqlite`, `postgres`: the [`catalog`]'s SQLite and PostgreSQL stores (sqlx, migrations
+//!   embedded). Without them the catalog has its in-memory store only, and no database driver
+//!   is compiled.
+//! - `redis`: plan restriction counters shared through Redis (`limit::RedisStore`).
+//!
+//! # Plan restrictions
+//!
+//! [`limit::PlanLimitLayer`], placed inside [`JwtPlanLayer`], applies each plan's rate limit,
+//! quota and spike arrest per subscription; see [`limit`].
 //!
 //! [tower]: https://docs.rs/tower
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
+pub mod catalog;
 mod check;
+mod confirmation;
 mod context;
 pub mod defaults;
+pub mod definition;
+mod discovery;
 mod error;
+mod fetch;
 mod future;
 mod jwks;
 mod key;
 mod layer;
+pub mod limit;
 mod plan;
 mod resolver_cache;
+mod resource_metadata;
 mod response;
+mod revocation;
 mod service;
 mod subscription;
 mod token;
 mod verify;
 
 pub use cache::TokenCacheConfig;
+pub use confirmation::{ClientCertificate, Confirmation};
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub use context::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};
 pub use context::{PlanContext, VerifiedClaims};
+pub use discovery::{DiscoveryError, ProviderMetadata};
 pub use error::{AuthError, AuthErrorKind, BoxError, ConfigError, InvalidReason};
 pub use future::ResponseFuture;
 pub use jwks::{JwksCache, JwksCacheBuilder, JwksStats, JwksWorker};
 pub use layer::{JwtPlanLayer, JwtPlanLayerBuilder, NoResolver};
 pub use plan::{Plan, PlanSecurity, PlanSet, PlanStatus};
 pub use resolver_cache::{CachingResolver, CachingResolverBuilder};
+pub use resource_metadata::{ProtectedResourceMetadata, ResourceMetadataService};
 pub use response::{
     DefaultRejection, RenderRejection, ResponseBody, default_rejection, grpc_code_of, is_grpc,
     status_of,
 };
+pub use revocation::{RevocationList, RevocationListBuilder, RevocationStats, RevocationWorker};
 pub use service::JwtPlan;
 pub use subscription::{
     BoxResolveFuture, BoxResolver, InMemoryResolver, ResolveError, Subscription, SubscriptionQuery,

@@ -43,6 +43,24 @@ fn row(kind: AuthErrorKind) -> Row {
             "Temporarily Unavailable: signing keys cannot be obtained",
         ),
         ResolutionFailure => (StatusCode::SERVICE_UNAVAILABLE, "14", "Temporarily Unavailable"),
+        RevocationUnavailable => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "14",
+            "Temporarily Unavailable: the revocation list cannot be obtained",
+        ),
+        RateLimitExceeded => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "8",
+            "Too Many Requests: the plan's rate limit is reached",
+        ),
+        QuotaExceeded => {
+            (StatusCode::TOO_MANY_REQUESTS, "8", "Too Many Requests: the plan's quota is reached")
+        }
+        SpikeArrestExceeded => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "8",
+            "Too Many Requests: the plan's spike arrest allows no request this soon",
+        ),
     };
     Row { status, grpc, message }
 }
@@ -52,7 +70,7 @@ pub fn status_of(error: &AuthError) -> StatusCode {
     row(error.kind()).status
 }
 
-/// The gRPC status code for an error (16, 7 or 14).
+/// The gRPC status code for an error (16, 7, 14 or 8).
 pub fn grpc_code_of(error: &AuthError) -> u8 {
     row(error.kind()).grpc.parse().unwrap_or(2)
 }
@@ -82,6 +100,26 @@ fn message(error: &AuthError) -> String {
     match error.reason() {
         Some(reason) => format!("{base}: {reason}"),
         None => base.to_owned(),
+    }
+}
+
+/// RFC 9728 §5.1: add `resource_metadata="<url>"` to the `Bearer` challenge of a 401 (adding
+/// a bare `Bearer` challenge if the renderer set none). Other statuses are left alone.
+pub(crate) fn point_to_metadata(response: &mut Response<Bytes>, url: &str) {
+    if response.status() != StatusCode::UNAUTHORIZED {
+        return;
+    }
+    let param = format!(r#"resource_metadata="{url}""#);
+    let value = match response.headers().get(WWW_AUTHENTICATE).map(HeaderValue::to_str) {
+        None => format!("Bearer {param}"),
+        Some(Ok("Bearer")) => format!("Bearer {param}"),
+        Some(Ok(challenge)) if challenge.starts_with("Bearer ") => format!("{challenge}, {param}"),
+        // Another scheme from a custom renderer: not ours to extend.
+        Some(_) => return,
+    };
+    // The URL was checked at build to be usable in a header.
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }
 }
 
@@ -125,6 +163,13 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// | valid token, no usable subscription to a servable plan | `GATEWAY_PLAN_UNRESOLVABLE` | 403 | none | 7 PERMISSION_DENIED |
 /// | keys cannot be obtained (no cached keys, IdP unreachable) | `JWKS_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
 /// | subscription store failed or timed out | `GATEWAY_PLAN_RESOLUTION_FAILURE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | the plan checks revocation and no list has been loaded yet | `JWT_REVOCATION_UNAVAILABLE` | 503, `Retry-After: 5` | none | 14 UNAVAILABLE |
+/// | a plan restriction exhausted (set by [`PlanLimitLayer`](crate::limit::PlanLimitLayer)) | `RATE_LIMIT_TOO_MANY_REQUESTS`, `QUOTA_TOO_MANY_REQUESTS`, `SPIKE_ARREST_TOO_MANY_REQUESTS` | 429, `Retry-After` | none | 8 RESOURCE_EXHAUSTED |
+///
+/// A revoked token, and a certificate-bound token whose binding fails, is an invalid token
+/// (401 `JWT_INVALID_TOKEN`, with its own [`InvalidReason`](crate::InvalidReason)). With
+/// [`JwtPlanLayerBuilder::resource_metadata`](crate::JwtPlanLayerBuilder::resource_metadata),
+/// every 401 challenge also carries `resource_metadata="<URL>"` (RFC 9728), after the others.
 ///
 /// The body is `{"error": CODE, "message": "...", "http_status_code": N}`, or plain text when
 /// the client's `Accept` excludes JSON. gRPC requests (`content-type: application/grpc*`) get

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::compile::check_config;
 use crate::config::{DEFAULT_LISTEN, load_config, one_line, parse_config};
 use crate::demo::{DemoIdp, demo_config_text, echo_router, serve_router};
+use crate::redact::redact_userinfo;
 use crate::serve::{Signals, build_app, build_app_with};
 
 const LONG_ABOUT: &str = "\
@@ -131,7 +132,7 @@ async fn run(cli: Cli) -> Result<(), String> {
     tracing::info!(
         %local,
         summary = %gateway.summary(),
-        jwks_urls = ?gateway.jwks_urls(),
+        jwks_urls = ?gateway.jwks_urls().iter().map(|url| redact_userinfo(url)).collect::<Vec<_>>(),
         file = %file.as_deref().map_or("-".into(), |p| p.display().to_string()),
         "gateway started"
     );

@@ -6,7 +6,8 @@
 //! (`api `echo`, plan `gold`: ...`) on one line. Compiling spawns nothing: the JWKS workers of
 //! new URLs are handed back, to be spawned by the caller only if the table is used. The input
 //! is the plain [`Config`] data, whatever produced it (the TOML file today). Imports
-//! [`crate::config`], [`crate::routing`] and [`crate::proxy`].
+//! [`crate::config`], [`crate::limits`], [`crate::redact`], [`crate::routing`] and
+//! [`crate::proxy`].
 
 use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
@@ -19,7 +20,9 @@ use tower_jwt_plan::{
 };
 
 use crate::config::{Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ScopeModeConfig, SecurityConfig};
+use crate::limits::Limits;
 use crate::proxy::{Backend, HttpClient, Proxy, http_client};
+use crate::redact::redact_userinfo;
 use crate::routing::{Route, RoutingTable, Summary};
 
 /// A routing table with the JWKS caches it uses (by URL) and the workers of the new ones.
@@ -144,6 +147,10 @@ fn build_plan(
         settings = settings.client_id_claim(claim.as_str());
     }
     for (claim, header) in plan.claims_to_headers.iter().flatten() {
+        // The edge drops client headers with `_`; a claim header must not be an alias of one.
+        if header.contains('_') {
+            return Err(format!("claims_to_headers: header name `{header}` must not contain `_`"));
+        }
         settings = settings.claim_to_header(claim.as_str(), header.as_str());
     }
     if let Some(on) = plan.propagate_auth_header {
@@ -179,11 +186,22 @@ fn build_plan(
 
 /// Validate a configuration whole and build its routing table. Nothing is spawned: JWKS
 /// workers of new URLs are returned, to be spawned only if the table is used.
+///
+/// Errors never show the user info of a URL ([`redact_userinfo`]).
 pub(crate) fn compile(
     config: &Config,
     known: &HashMap<String, JwksCache>,
     client: &HttpClient,
 ) -> Result<Compiled, String> {
+    compile_checked(config, known, client).map_err(|e| redact_userinfo(&e))
+}
+
+fn compile_checked(
+    config: &Config,
+    known: &HashMap<String, JwksCache>,
+    client: &HttpClient,
+) -> Result<Compiled, String> {
+    Limits::from_config(&config.limits)?;
     let timeout = match config.backend_timeout_secs {
         None => DEFAULT_BACKEND_TIMEOUT,
         Some(0) => return Err("`backend_timeout_secs` must be more than zero".into()),

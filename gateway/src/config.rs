@@ -15,6 +15,8 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
 
+use crate::limits::LimitsConfig;
+
 /// Listen address when neither `--listen` nor the file's `listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
 /// Default `backend_timeout_secs`.
@@ -30,6 +32,9 @@ pub struct Config {
     /// Bound on the wait for a backend's response headers, in seconds (default 30).
     #[serde(default)]
     pub backend_timeout_secs: Option<u64>,
+    /// Connection limits (`[limits]`); see [`crate::limits`].
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The APIs (`[[api]]`).
     #[serde(default)]
     pub api: Vec<ApiConfig>,
@@ -318,7 +323,7 @@ pub fn parse_config(text: &str) -> Result<Config, String> {
                 format!("line {line}, column {column}: ")
             })
             .unwrap_or_default();
-        one_line(&format!("{place}{}", err.message()))
+        one_line(&crate::redact::redact_userinfo(&format!("{place}{}", err.message())))
     })
 }
 

@@ -90,8 +90,23 @@
 //!
 //! # Behaviour
 //!
-//! - Routing: longest `context_path` on a path-segment boundary; no match is 404 `NO_ROUTE`.
-//!   Paths with `.` or `..` segments are refused with 400 `BAD_PATH`.
+//! - Routing, on one canonical path that is also what is authorised and forwarded:
+//!   1. percent-encoded unreserved characters (`A-Z a-z 0-9 - . _ ~`) are decoded
+//!      (`/shop/%61dmin` is `/shop/admin`), other percent-encodings get upper-case hex; a
+//!      malformed `%`, a byte outside printable ASCII or a path not starting with `/` is 400
+//!      `BAD_PATH`;
+//!   2. the longest `context_path` whose segments equal the path's first segments (each
+//!      compared without its `;` parameters) wins; no match is 404 `NO_ROUTE`;
+//!   3. a routed path is refused with 400 `BAD_PATH` when backends could read it otherwise:
+//!      `.` or `..` segments (encoded or not, `..;` too), `%2F`, `%5C` or `\`, `%00`, an empty
+//!      segment (`//`) anywhere but at the end, `;` in a segment of the context path;
+//!   4. the normalised path, minus the context path, is forwarded after the backend's path.
+//! - Request headers: names containing `_` are dropped (as nginx does), so no alias of a
+//!   claim header or of `x-forwarded-*` reaches a CGI-style backend (`claims_to_headers` names
+//!   with `_` are refused); two `Host` headers are 400 `BAD_HOST`; `Forwarded` gets this hop
+//!   appended (`for=<client>;host=<Host>;proto=http`, as `x-forwarded-for` gets the client) and
+//!   `X-Real-IP` is the client's address. A request body that cannot be read (malformed
+//!   chunked encoding) is 400 `BAD_REQUEST_BODY`, not a backend error.
 //! - Forwarding (hyper-util's client): method, path without the context path, query, headers
 //!   and a streamed body. Hop-by-hop headers (`connection` and the names it lists,
 //!   `keep-alive`, `proxy-*`, `te`, `trailer`, `transfer-encoding`, `upgrade`) are dropped both
@@ -106,17 +121,45 @@
 //!   is logged and the previous configuration keeps serving. `listen` changes need a restart.
 //! - Shutdown (`SIGTERM`/`SIGINT`): stop accepting, let in-flight requests finish (at most
 //!
+//! # Connection limits
+//!
+//! The optional `[limits]` table; the values are fixed at startup (a reload that changes them
+//! is logged and waits for a restart). See [`limits`] for each key and its default.
+//!
+//! ```toml
+//! [limits]
+//! first_bytes_timeout_secs = 10        # first bytes of a connection, protocol detection included
+//! header_read_timeout_secs = 10        # HTTP/1 request head, and HTTP/1 keep-alive idle time
+//! http2_keep_alive_interval_secs = 20  # HTTP/2 PING interval
+//! http2_keep_alive_timeout_secs = 20   # HTTP/2 PING answer deadline
+//! http2_idle_timeout_secs = 60         # HTTP/2 connection with no request in flight
+//! max_connections = 512                # beyond it, new connections wait in the listen backlog
+//! max_request_head_bytes = 65536       # request line + headers; above it 431, exactly
+//! ```
+//!
+//! Reaching `max_connections` and failing to accept (out of file descriptors) are logged at
+//! most once every 10 s, with the count of what was not logged. Config errors never show the
+//! user info of a URL (`http://***@host`).
+//!
 //! # Modules
 //!
 //! A request flows [`serve`] (accept, load the current table) -> [`routing`] (route, access
 //! log) -> the API's `JwtPlanLayer` -> [`proxy`] (forward). [`config`] is the file's schema,
 //! [`compile`] turns a [`config::Config`] into a routing table, [`demo`] is the no-argument
-//! demo and [`cli`] the command line. `ARCHITECTURE.md` beside this crate has the map.
+//! demo and [`cli`] the command line. [`limits`] is the `[limits]` table; private modules hold
+//! the edge (connection limits), the canonical path, the header rules, the watched request
+//! body; [`redact`] hides URL credentials. `ARCHITECTURE.md` beside this crate has the map.
 
+mod body;
 pub mod cli;
 pub mod compile;
 pub mod config;
 pub mod demo;
+mod edge;
+mod headers;
+pub mod limits;
+mod path;
 pub mod proxy;
+pub mod redact;
 pub mod routing;
 pub mod serve;

@@ -2,7 +2,7 @@
 //! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
-//! rules, shared with [`crate::routing`]. Imports no other module of the gateway.
+//! rules, shared with [`crate::routing`]. Imports [`crate::body`] and [`crate::headers`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -29,13 +29,16 @@ use serde_json::json;
 use tower::Service;
 use tower_jwt_plan::{BoxError, PlanContext};
 
+use crate::body::WatchedBody;
+use crate::headers::set_forwarded;
+
 /// Response body of everything the gateway answers.
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The client every backend request goes through; clones share its connection pool.
-pub(crate) type HttpClient = Client<HttpConnector, Incoming>;
+pub(crate) type HttpClient = Client<HttpConnector, WatchedBody>;
 
 /// A client with connect and idle timeouts.
 pub(crate) fn http_client() -> HttpClient {
@@ -225,12 +228,14 @@ impl Proxy {
             parts.headers.get(HOST).cloned().or_else(|| {
                 parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             });
+        let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
         parts.headers.insert(HOST, target.backend.host.clone());
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);
         }
         parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
         if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
+            set_forwarded(&mut parts.headers, peer, shown_host.as_deref());
             let mut chain: Vec<String> = parts
                 .headers
                 .get_all("x-forwarded-for")
@@ -241,14 +246,26 @@ impl Proxy {
             if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
                 parts.headers.insert("x-forwarded-for", value);
             }
+        } else {
+            parts.headers.remove(http::header::FORWARDED);
+            parts.headers.remove(crate::headers::X_REAL_IP);
         }
         // hyper's server already answered any `Expect: 100-continue`.
         parts.headers.remove(EXPECT);
         parts.uri = uri;
         parts.version = Version::HTTP_11;
 
+        let (body, body_fault) = WatchedBody::new(body);
         let request = Request::from_parts(parts, body);
         match tokio::time::timeout(target.timeout, self.client.request(request)).await {
+            Ok(Err(_)) if body_fault.happened() => {
+                tracing::debug!(backend = %target.backend.authority, "the client's request body is malformed");
+                gateway_error(
+                    StatusCode::BAD_REQUEST,
+                    "BAD_REQUEST_BODY",
+                    "the request body could not be read",
+                )
+            }
             Err(_) => {
                 tracing::warn!(backend = %target.backend.authority, timeout_secs = target.timeout.as_secs_f64(), "backend timed out");
                 gateway_error(

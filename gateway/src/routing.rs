@@ -2,19 +2,23 @@
 //! makes before any API sees the request, and the access log (one line per request).
 //!
 //! A `RoutingTable` is immutable: [`crate::compile`] builds one from a configuration and
-//! [`crate::serve`] swaps it in whole. Imports only [`crate::proxy`].
+//! [`crate::serve`] swaps it in whole. Routes are matched on the canonical path of
+//! [`crate::path`] (its rule is documented there). Imports [`crate::proxy`], [`crate::path`]
+//! and [`crate::headers`].
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext};
 
+use crate::headers::{drop_underscore_names, has_several_hosts};
+use crate::path::{BadPath, check_routed, normalize, routing_view};
 use crate::proxy::{Body, ClientAddr, GatewayCode, Proxy, gateway_error, strip_hop_by_hop};
 
 /// Counts, for log lines and `--check`.
@@ -76,6 +80,27 @@ impl RoutingTable {
         })
     }
 
+    /// Put the request's path in canonical form ([`crate::path`]) and refuse it when, routed,
+    /// it stays ambiguous. A path no API serves is left for the 404.
+    fn admit<B>(&self, req: &mut Request<B>) -> Result<(), BadPath> {
+        let canonical = normalize(req.uri().path())?;
+        if let Some(route) = self.route(&routing_view(&canonical)) {
+            check_routed(&canonical, &route.prefix)?;
+        }
+        if canonical != req.uri().path() {
+            let mut parts = req.uri().clone().into_parts();
+            let path_and_query = match req.uri().query() {
+                Some(query) => format!("{canonical}?{query}"),
+                None => canonical,
+            };
+            parts.path_and_query =
+                Some(path_and_query.parse().map_err(|_| BadPath("the path cannot be normalised"))?);
+            *req.uri_mut() =
+                Uri::from_parts(parts).map_err(|_| BadPath("the path cannot be normalised"))?;
+        }
+        Ok(())
+    }
+
     /// Answer one request: route, check, forward, log.
     /// With `unprotected` (`--benchmark-without-plans`), the layer is bypassed.
     pub(crate) async fn handle(
@@ -94,16 +119,16 @@ impl RoutingTable {
                 "METHOD_NOT_ALLOWED",
                 "CONNECT is not supported",
             )
-        } else if has_dot_segment(&path) {
-            gateway_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_PATH",
-                "paths with `.` or `..` segments are refused",
-            )
-        } else if let Some(route) = self.route(&path) {
+        } else if has_several_hosts(req.headers()) {
+            gateway_error(StatusCode::BAD_REQUEST, "BAD_HOST", "more than one Host header")
+        } else if let Err(BadPath(why)) = self.admit(&mut req) {
+            gateway_error(StatusCode::BAD_REQUEST, "BAD_PATH", why)
+        } else if let Some(route) = self.route(&routing_view(req.uri().path())) {
             api = Some(route.api.clone());
-            // Before the layer, so that headers it sets cannot be named in `Connection`.
+            // Before the layer, so that headers it sets cannot be named in `Connection`, and
+            // no alias (`x_user_id`) of a header it sets reaches the backend.
             strip_hop_by_hop(req.headers_mut());
+            drop_underscore_names(req.headers_mut());
             req.extensions_mut().insert(ClientAddr(peer));
             let response = if unprotected {
                 route.proxy.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
@@ -137,11 +162,4 @@ impl RoutingTable {
         );
         response
     }
-}
-
-fn has_dot_segment(path: &str) -> bool {
-    path.split('/').any(|segment| {
-        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
-        decoded == "." || decoded == ".."
-    })
 }

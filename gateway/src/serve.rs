@@ -4,8 +4,9 @@
 //!
 //! Each request loads the table once, so it sees the old configuration or the new one, never
 //! a mix. Another listener (an admin API, say) would be one more accept loop here over the same
-//! `Gateway`. Imports [`crate::config`], [`crate::compile`], [`crate::routing`] and
-//! [`crate::proxy`].
+//! `Gateway`. Each connection is served under the startup [`crate::limits`] by the private
+//! `edge` module. Imports [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`],
+//! [`crate::routing`] and [`crate::proxy`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,14 +19,15 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower_jwt_plan::JwksCache;
 
 use crate::compile::compile;
 use crate::config::{Config, load_config};
+use crate::edge::{self, Admission};
+use crate::limits::Limits;
 use crate::proxy::{Body, HttpClient, http_client};
 use crate::routing::{RoutingTable, Summary};
 
@@ -43,6 +45,8 @@ struct Inner {
     /// JWKS caches of the current table, by URL; kept across reloads.
     caches: Mutex<HashMap<String, JwksCache>>,
     client: HttpClient,
+    /// Connection limits, fixed at startup.
+    limits: Limits,
     /// `--benchmark-without-plans`: bypass the layer.
     unprotected: bool,
 }
@@ -59,6 +63,7 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
     let client = http_client();
     let compiled = compile(config, &HashMap::new(), &client)?;
+    let limits = Limits::from_config(&config.limits)?;
     for worker in compiled.workers {
         runtime.spawn(worker.run());
     }
@@ -67,6 +72,7 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
             current: ArcSwap::from_pointee(compiled.table),
             caches: Mutex::new(compiled.caches),
             client,
+            limits,
             unprotected,
         }),
     })
@@ -89,6 +95,9 @@ impl Gateway {
         let new = self.inner.current.load();
         if old.listen != new.listen {
             tracing::warn!("the `listen` address changed; it takes effect only after a restart");
+        }
+        if Limits::from_config(&config.limits).is_ok_and(|limits| limits != self.inner.limits) {
+            tracing::warn!("`[limits]` changed; the new limits take effect only after a restart");
         }
         Ok(summary)
     }
@@ -134,17 +143,24 @@ impl Gateway {
 pub async fn serve(listener: TcpListener, gateway: Gateway, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
+    let mut admission = Admission::new(gateway.inner.limits.max_connections);
     tokio::pin!(shutdown);
     loop {
+        // Beyond `max_connections`, accept nothing: new connections wait in the backlog.
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = admission.admit() => permit,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
         tokio::select! {
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    connections.spawn(serve_connection(stream, peer, gateway.clone(), stop_rx.clone()));
+                    connections.spawn(serve_connection(stream, peer, gateway.clone(), stop_rx.clone(), permit));
                 }
                 Err(err) => {
                     // Typically out of file descriptors: back off instead of spinning.
-                    tracing::warn!(error = %err, "accept failed");
+                    admission.accept_failed(&err);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -174,31 +190,15 @@ async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     gateway: Gateway,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
 ) {
-    let _ = stream.set_nodelay(true);
+    let limits = gateway.inner.limits;
     let service = hyper::service::service_fn(move |req| {
         let gateway = gateway.clone();
         async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
     });
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new());
-    builder.http2().timer(TokioTimer::new());
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    tokio::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(err) = result {
-                tracing::debug!(%peer, error = %err, "connection ended with an error");
-            }
-            return;
-        }
-        _ = stop.wait_for(|stop| *stop) => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    if let Err(err) = connection.await {
-        tracing::debug!(%peer, error = %err, "connection ended with an error");
-    }
+    edge::serve_connection(stream, peer, limits, service, stop, permit).await;
 }
 
 /// The signals the gateway obeys: SIGHUP reloads, SIGTERM and SIGINT stop.

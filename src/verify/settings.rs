@@ -9,9 +9,11 @@ use jsonwebtoken::Algorithm;
 use super::jws::normalize_typ;
 use super::key_source::KeySource;
 use super::rules::{ClaimRules, ScopeMode};
+use crate::confirmation::Confirmation;
 use crate::defaults::DEFAULT_LEEWAY;
 use crate::error::ConfigError;
 use crate::key::AlgSet;
+use crate::revocation::RevocationList;
 
 /// The settings of one JWT plan. Every field has a strict default, listed on its setter.
 ///
@@ -36,6 +38,8 @@ pub struct JwtSettings {
     leeway: Duration,
     require_exp: bool,
     issuers: Vec<String>,
+    /// `issuers` holds only the issuer the key source was discovered from.
+    issuers_from_keys: bool,
     audiences: Vec<String>,
     max_lifetime: Option<Duration>,
     token_types: Option<Vec<String>>,
@@ -46,17 +50,26 @@ pub struct JwtSettings {
     pub(crate) extract_claims: bool,
     pub(crate) propagate_auth_header: bool,
     pub(crate) claims_to_headers: Vec<(String, String)>,
+    pub(crate) revocation: Option<RevocationList>,
+    pub(crate) confirmation: Confirmation,
 }
 
 impl JwtSettings {
     /// Settings with every default, verifying with these keys.
     pub fn new(keys: KeySource) -> Self {
+        let discovered: Vec<String> = keys
+            .jwks_cache()
+            .and_then(|cache| cache.issuer())
+            .map(str::to_owned)
+            .into_iter()
+            .collect();
         Self {
+            issuers_from_keys: !discovered.is_empty(),
+            issuers: discovered,
             keys,
             algorithms: vec![Algorithm::RS256],
             leeway: DEFAULT_LEEWAY,
             require_exp: true,
-            issuers: Vec::new(),
             audiences: Vec::new(),
             max_lifetime: None,
             token_types: None,
@@ -67,6 +80,8 @@ impl JwtSettings {
             extract_claims: true,
             propagate_auth_header: true,
             claims_to_headers: Vec::new(),
+            revocation: None,
+            confirmation: Confirmation::Off,
         }
     }
 
@@ -93,11 +108,15 @@ impl JwtSettings {
         self
     }
 
-    /// Add an accepted issuer. Default: none, and `iss` is not checked. Once any is set, `iss`
-    /// is required and must equal one of them exactly; tokens of other issuers are not even
-    /// verified against this plan's keys.
+    /// Add an accepted issuer. Default: none, and `iss` is not checked; with keys from
+    /// [`JwksCache::from_issuer`](crate::JwksCache::from_issuer), that issuer (replaced by the
+    /// first issuer set here). Once any is set, `iss` is required and must equal one of them
+    /// exactly; tokens of other issuers are not even verified against this plan's keys.
     #[must_use]
     pub fn issuer(mut self, iss: impl Into<String>) -> Self {
+        if std::mem::take(&mut self.issuers_from_keys) {
+            self.issuers.clear();
+        }
         self.issuers.push(iss.into());
         self
     }
@@ -178,7 +197,28 @@ impl JwtSettings {
         self
     }
 
-    /// The issuers this plan accepts (empty: any).
+    /// Refuse tokens whose `jti` is on this list (401 `JWT_INVALID_TOKEN`, reason
+    /// [`Revoked`](crate::InvalidReason::Revoked)), also when the token is in the token cache.
+    /// Default: none. With a list, a token without `jti` is refused, and until a first list is
+    /// loaded every request on this plan gets 503 `JWT_REVOCATION_UNAVAILABLE` (fail closed;
+    /// see [`RevocationList`]).
+    #[must_use]
+    pub fn revocation_list(mut self, list: RevocationList) -> Self {
+        self.revocation = Some(list);
+        self
+    }
+
+    /// Certificate-bound tokens (RFC 8705): whether `cnf.x5t#S256` is checked against the
+    /// request's [`ClientCertificate`](crate::ClientCertificate). Default:
+    /// [`Confirmation::Off`].
+    #[must_use]
+    pub fn confirmation(mut self, policy: Confirmation) -> Self {
+        self.confirmation = policy;
+        self
+    }
+
+    /// The issuers this plan accepts (empty: any), including the default one taken from a key
+    /// source built from an issuer.
     pub fn issuers(&self) -> &[String] {
         &self.issuers
     }

@@ -13,6 +13,7 @@
 
 mod config;
 mod demo;
+mod edge;
 mod process;
 mod proxying;
 mod reload;

@@ -1,16 +1,20 @@
 //! The verified-token cache: lets a repeat token skip signature verification.
 //!
-//! Only tokens that passed every check *and* were granted enter, keyed by the exact token
-//! string (which the strict parser makes canonical: one token, one spelling). An entry is used
-//! only while
+//! Tokens that passed every check of a plan enter, keyed by the exact token string (which the
+//! strict parser makes canonical: one token, one spelling): granted ones in one map, and, in a
+//! separate map a quarter of the size, ones the store refused (a valid token whose client holds
+//! no usable subscription), so that repeating such a token costs no signature check and can
+//! never evict a granted one. An entry is used only while
 //!
 //! - the plan set it was verified under is still deployed (a redeploy empties it in effect),
 //! - the key set that verified it is still the plan's current one (a key removed from the JWKS
 //!   invalidates its tokens at once; an unchanged refresh keeps entries valid),
 //! - `exp`, `nbf` and `iat` still pass at the time of the request.
 //!
-//! The subscription is still resolved on every request, so closing one takes effect at once.
-//! The cache is bounded both in entries and in bytes of tokens held, and reads take no lock.
+//! The subscription is still resolved on every request, so closing one, or opening one for a
+//! refused token, takes effect at once.
+//! The cache is bounded both in entries and in bytes of tokens held (approximately: it is
+//! sharded, and each shard keeps its share of the bounds); a read takes one shard's read lock.
 
 use std::fmt;
 use std::sync::Arc;
@@ -19,16 +23,18 @@ use serde_json::{Map, Value};
 
 use crate::defaults::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES};
 use crate::key::KeySet;
+use crate::verify::TimeClaims;
 
 /// Size of the verified-token cache. Default: on, [`DEFAULT_TOKEN_CACHE_ENTRIES`] tokens and
 /// at most [`DEFAULT_TOKEN_CACHE_BYTES`] of token text, whichever bound is reached first.
 ///
-/// The cache lets a repeat token skip signature verification. Only tokens that passed every
-/// check and were granted enter, keyed by the exact token. A cached result is used only while
+/// The cache lets a repeat token skip signature verification. Tokens that passed every check
+/// of a plan enter, keyed by the exact token; those the subscription store refused are held
+/// apart, within a quarter of these bounds, so they never evict granted ones. A cached result is used only while
 /// the plan set is the one it was verified under (a redeploy invalidates it), the key set that
 /// verified it is still the plan's current one (a key removed from the JWKS invalidates its
 /// tokens at once), and `exp`, `nbf` and `iat` still pass. The subscription is resolved on
-/// every request regardless, so closing a subscription takes effect at once.
+/// every request regardless, so closing a subscription, or opening one, takes effect at once.
 ///
 /// ```
 /// use tower_jwt_plan::TokenCacheConfig;
@@ -80,13 +86,52 @@ pub(crate) struct Verified {
     pub(crate) plans_id: u64,
     pub(crate) plan: usize,
     pub(crate) keys: Arc<KeySet>,
+    /// Shared with the `VerifiedClaims` of every request the entry serves.
     pub(crate) claims: Arc<Map<String, Value>>,
-    pub(crate) client_id: Box<str>,
-    pub(crate) user: Option<Box<str>>,
+    /// Read from `claims` once, for the checks and the context of a hit.
+    pub(crate) times: TimeClaims,
+    pub(crate) client_id: Arc<str>,
+    pub(crate) user: Option<Arc<str>>,
+}
+
+/// quick_cache rather than moka: a hit is one shard's read lock and a foldhash of the token
+/// (randomly seeded per cache): about 550 instructions for a 600-byte token against about 2,500
+/// for moka with its SipHash (measured with `benches/instructions.sh`).
+type Entries = quick_cache::sync::Cache<Arc<str>, Arc<Verified>, TokenWeight>;
+
+/// An entry weighs its token's length, and at least `floor`.
+#[derive(Clone)]
+struct TokenWeight {
+    floor: u64,
+}
+
+impl quick_cache::Weighter<Arc<str>, Arc<Verified>> for TokenWeight {
+    fn weight(&self, token: &Arc<str>, _: &Arc<Verified>) -> u64 {
+        (token.len() as u64).max(self.floor)
+    }
+}
+
+/// Whether a cache entry's token was granted, or verified but refused by the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Granted,
+    Refused,
 }
 
 pub(crate) struct TokenCache {
-    entries: moka::sync::Cache<Arc<str>, Arc<Verified>>,
+    /// Tokens that were granted: what [`TokenCache::len`] counts.
+    granted: Entries,
+    /// Tokens that verified but whose client held no usable subscription, apart so that they
+    /// never evict granted ones. A quarter of the configured bounds.
+    refused: Entries,
+}
+
+fn bounded(max_entries: u64, max_bytes: u64) -> Entries {
+    // One weight bounds both: each entry weighs at least max_bytes / max_entries, so the
+    // total weight (<= max_bytes) caps the count at max_entries and the bytes at max_bytes.
+    let floor = (max_bytes / max_entries.max(1)).max(1);
+    let estimated = usize::try_from(max_entries).unwrap_or(usize::MAX);
+    quick_cache::sync::Cache::with_weighter(estimated, max_bytes, TokenWeight { floor })
 }
 
 impl TokenCache {
@@ -94,35 +139,41 @@ impl TokenCache {
         if !config.is_enabled() {
             return None;
         }
-        // One weight bounds both: each entry weighs at least max_bytes / max_entries, so the
-        // total weight (<= max_bytes) caps the count at max_entries and the bytes at max_bytes.
-        let floor = (config.max_bytes / config.max_entries).max(1);
-        let weigh = move |token: &Arc<str>, _: &Arc<Verified>| -> u32 {
-            (token.len() as u64).max(floor).min(u64::from(u32::MAX)) as u32
-        };
-        let entries =
-            moka::sync::Cache::builder().max_capacity(config.max_bytes).weigher(weigh).build();
-        Some(Self { entries })
+        let granted = bounded(config.max_entries, config.max_bytes);
+        let refused = bounded(config.max_entries.div_ceil(4), config.max_bytes.div_ceil(4));
+        Some(Self { granted, refused })
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<Arc<Verified>> {
-        self.entries.get(token)
+    pub(crate) fn get(&self, token: &str) -> Option<(Arc<Verified>, Verdict)> {
+        if let Some(hit) = self.granted.get(token) {
+            return Some((hit, Verdict::Granted));
+        }
+        self.refused.get(token).map(|hit| (hit, Verdict::Refused))
     }
 
-    pub(crate) fn insert(&self, token: &str, verified: Verified) {
-        self.entries.insert(token.into(), Arc::new(verified));
+    pub(crate) fn insert(&self, token: &str, verified: Arc<Verified>, verdict: Verdict) {
+        match verdict {
+            Verdict::Granted => {
+                self.granted.insert(token.into(), verified);
+                self.refused.remove(token);
+            }
+            Verdict::Refused => self.refused.insert(token.into(), verified),
+        }
     }
 
+    /// How many granted tokens are held.
     pub(crate) fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.granted.len() as u64
     }
 }
 
 impl fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the tokens themselves.
-        f.debug_struct("TokenCache").field("entries", &self.entries.entry_count()).finish()
+        f.debug_struct("TokenCache")
+            .field("granted", &self.granted.len())
+            .field("refused", &self.refused.len())
+            .finish()
     }
 }
 
@@ -136,6 +187,7 @@ mod tests {
             plan: 0,
             keys: Arc::new(KeySet::default()),
             claims: Arc::default(),
+            times: TimeClaims::default(),
             client_id: "c".into(),
             user: None,
         }
@@ -146,7 +198,7 @@ mod tests {
         let cache = TokenCache::new(TokenCacheConfig::default().max_entries(10).max_bytes(1 << 20))
             .unwrap();
         for i in 0..100 {
-            cache.insert(&format!("token-{i}"), verified());
+            cache.insert(&format!("token-{i}"), Arc::new(verified()), Verdict::Granted);
         }
         assert!(cache.len() <= 10, "{} entries", cache.len());
 
@@ -154,7 +206,7 @@ mod tests {
             TokenCache::new(TokenCacheConfig::default().max_entries(1000).max_bytes(10_000))
                 .unwrap();
         for i in 0..100 {
-            cache.insert(&format!("{i:01000}"), verified());
+            cache.insert(&format!("{i:01000}"), Arc::new(verified()), Verdict::Granted);
         }
         assert!(cache.len() <= 10, "{} entries of 1000 bytes", cache.len());
         assert!(TokenCache::new(TokenCacheConfig::disabled()).is_none());

@@ -9,6 +9,7 @@
 //! asked) and hands that wait to the response future, which polls it and resumes the check.
 //! This module imports neither the layer, the service nor the future.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -19,17 +20,23 @@ use http::request::Parts;
 use http::{HeaderValue, Response};
 use serde_json::{Map, Value};
 
-use crate::cache::{TokenCache, Verified};
+use crate::cache::{TokenCache, Verdict, Verified};
 use crate::confirmation::{self, ClientCertificate};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
+use crate::key::KeySet;
 use crate::plan::{PlanSet, ServedPlan};
 use crate::response::{RenderRejection, point_to_metadata};
 use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
-use crate::token::TokenSource;
-use crate::verify::{SignatureCheck, parse_jws};
+use crate::token::{TokenSource, check_chars};
+use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
+
+/// The user claim's value as a string, when the token has one.
+fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
+    claims.get(user_claim).and_then(Value::as_str).map(Into::into)
+}
 
 /// The checks that depend on more than the token and the clock, so they run on token-cache
 /// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
@@ -94,16 +101,51 @@ pub(crate) struct Check<R> {
     best: Option<AuthError>,
     pending: Option<Pending>,
     bypass_cache: bool,
+    /// The token's claims, decoded once per request (or taken from the token cache).
+    claims: Option<Arc<Map<String, Value>>>,
+    /// Signature verdicts by key source: plans sharing a source share one signature check.
+    verdicts: Verdicts,
+    /// A plan already refused by the store for this request (the cached plan of a hit).
+    skip: Option<usize>,
+    /// The first plan whose checks all passed but whose client the store refused: remembered
+    /// in the token cache if the request is refused, so a repeat costs no signature check.
+    refused: Option<Verified>,
+    /// The request started from a token-cache entry: nothing new to remember.
+    cached: bool,
+    /// Plans whose checks passed, after the one at the store, in plan order.
+    queue: VecDeque<Candidate>,
+    /// No plan is left beyond the queue: once it is empty, the request is refused.
+    exhausted: bool,
+    /// The plan, client id and user of the last candidate.
+    last_ids: Option<(usize, Arc<str>, Option<Arc<str>>)>,
+    /// The token's `exp`, `nbf` and `iat`, read once per request.
+    times: Option<TimeClaims>,
+}
+
+/// A plan whose checks passed, waiting for its turn at the store.
+struct Candidate {
+    plan: usize,
+    client_id: Arc<str>,
+    user: Option<Arc<str>>,
+    claims: Arc<Map<String, Value>>,
+    origin: Origin,
 }
 
 /// A plan whose checks passed, waiting on the subscription store.
 struct Pending {
     plan: usize,
-    query: SubscriptionQuery,
+    client_id: Arc<str>,
     claims: Arc<Map<String, Value>>,
-    user: Option<String>,
-    /// The verification result to cache once the request is granted.
-    remember: Option<(Box<str>, Verified)>,
+    user: Option<Arc<str>>,
+    origin: Origin,
+}
+
+/// Where a pending plan's verification came from.
+enum Origin {
+    /// Verified in this request; what to cache (`None` when the cache is off).
+    Fresh(Option<Verified>),
+    /// A token-cache entry.
+    Cached(Arc<Verified>, Verdict),
 }
 
 /// A request the check lets through: what [`Check::grant`] puts into it.
@@ -126,6 +168,15 @@ impl<R: SubscriptionResolver> Check<R> {
             best: None,
             pending: None,
             bypass_cache: false,
+            claims: None,
+            verdicts: Verdicts::default(),
+            skip: None,
+            refused: None,
+            cached: false,
+            queue: VecDeque::new(),
+            exhausted: false,
+            last_ids: None,
+            times: None,
         }
     }
 
@@ -138,20 +189,46 @@ impl<R: SubscriptionResolver> Check<R> {
     /// Run the synchronous checks up to the next wait (keys or store) or a refusal. A grant
     /// always comes from the store's answer, so it is never returned here.
     pub(crate) fn advance(&mut self, parts: &Parts) -> Result<Wait<R::Future>, AuthError> {
-        let token = self.shared.tokens.extract(&parts.headers, parts.uri.query())?;
+        if let Some(next) = self.queue.pop_front() {
+            return self.look_up(next);
+        }
+        let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
+        if self.exhausted {
+            return Err(self.refusal(&token));
+        }
+        // Only tokens that passed every check are cached, so a hit needs no character check.
         if !self.bypass_cache
             && self.next == 0
             && let Some(step) = self.cached_step(&token, parts)
         {
             return step;
         }
+        check_chars(&token)?;
         let mut jws = parse_jws(&token)?;
-        let claims = jws.claims()?;
+        let claims = match &self.claims {
+            Some(claims) => {
+                jws.use_claims(claims);
+                claims.clone()
+            }
+            None => {
+                let claims = jws.claims()?;
+                self.claims = Some(claims.clone());
+                claims
+            }
+        };
         while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
             self.next = index + 1;
+            if self.skip == Some(index) {
+                continue;
+            }
             let plan = &self.plans.served[index];
             let may_wait = self.waited_for != Some(index);
-            let keys = match plan.settings.keys.check(&jws, plan.rules.algorithms, may_wait) {
+            let keys = match self.verdicts.check(
+                &plan.settings.keys,
+                &jws,
+                plan.rules.algorithms,
+                may_wait,
+            ) {
                 SignatureCheck::Valid(keys) => keys,
                 SignatureCheck::Wait(wait) => {
                     self.next = index;
@@ -164,36 +241,109 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let verdict = plan
-                .rules
-                .check(&jws, &claims, self.now)
-                .and_then(|()| beyond_the_token(plan, &claims, parts))
-                .and_then(|()| plan.rules.check_scopes(&claims))
-                .and_then(|()| plan.rules.client_id(&claims));
-            let client_id = match verdict {
-                Ok(client_id) => client_id.to_owned(),
-                Err(err) => {
-                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
-                    self.note(err);
-                    continue;
-                }
-            };
-            let user =
-                claims.get(&plan.settings.user_claim).and_then(Value::as_str).map(str::to_owned);
-            let remember = self.shared.token_cache.as_ref().map(|_| {
-                let verified = Verified {
-                    plans_id: self.plans.id(),
-                    plan: index,
-                    keys,
-                    claims: claims.clone(),
-                    client_id: client_id.as_str().into(),
-                    user: user.as_deref().map(Into::into),
-                };
-                (Box::<str>::from(&*token), verified)
-            });
-            return self.look_up(index, client_id, claims.clone(), user, remember);
+            let Some(first) = self.candidate(index, &jws, &claims, keys, parts) else { continue };
+            self.queue_shared(&jws, &claims, parts);
+            self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
+            return self.look_up(first);
         }
-        Err(self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan)))
+        Err(self.refusal(&token))
+    }
+
+    /// No plan is left: the most telling refusal.
+    fn refusal(&mut self, token: &str) -> AuthError {
+        if let (Some(cache), Some(verified)) = (&self.shared.token_cache, self.refused.take()) {
+            // A valid token whose client holds no usable subscription: its next request skips
+            // the signature check but still asks the store, so a new subscription counts at once.
+            cache.insert(token, Arc::new(verified), Verdict::Refused);
+        }
+        self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan))
+    }
+
+    /// Plan `index`'s claim rules, scopes and client id, its signature having verified with
+    /// `keys`: the plan's turn at the store, or `None` (the refusal noted).
+    fn candidate(
+        &mut self,
+        index: usize,
+        jws: &Jws<'_>,
+        claims: &Arc<Map<String, Value>>,
+        keys: Arc<KeySet>,
+        parts: &Parts,
+    ) -> Option<Candidate> {
+        let plan = &self.plans.served[index];
+        let times = *self.times.get_or_insert_with(|| TimeClaims::of(claims));
+        // Plans usually read the client id and user from the same claims: then the previous
+        // candidate's are this one's, with no lookup and no copy.
+        let same_ids = self.last_ids.as_ref().filter(|(last, ..)| {
+            let last = &self.plans.served[*last];
+            last.rules.same_client_claim(&plan.rules)
+                && last.settings.user_claim == plan.settings.user_claim
+        });
+        let verdict = plan
+            .rules
+            .check_with_times(jws, claims, times, self.now)
+            .and_then(|()| beyond_the_token(plan, claims, parts))
+            .and_then(|()| plan.rules.check_scopes(claims))
+            .and_then(|()| match same_ids {
+                Some((_, client_id, user)) => Ok((client_id.clone(), user.clone())),
+                None => plan.rules.client_id(claims).map(|client_id| {
+                    (Arc::<str>::from(client_id), user_of(claims, &plan.settings.user_claim))
+                }),
+            });
+        let (client_id, user) = match verdict {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
+                self.note(err);
+                return None;
+            }
+        };
+        self.last_ids = Some((index, client_id.clone(), user.clone()));
+        let remember = self.shared.token_cache.as_ref().map(|_| Verified {
+            plans_id: self.plans.id(),
+            plan: index,
+            keys,
+            claims: claims.clone(),
+            times,
+            client_id: client_id.clone(),
+            user: user.clone(),
+        });
+        Some(Candidate {
+            plan: index,
+            client_id,
+            user,
+            claims: claims.clone(),
+            origin: Origin::Fresh(remember),
+        })
+    }
+
+    /// After a plan passed: check at once the following plans whose key source already has a
+    /// verdict in this request (no cryptography, no wait), and queue those that pass for the
+    /// store, so a refusal by the store moves to the next plan without parsing the token again.
+    /// The scan stops at the first plan whose keys are not checked yet, which stays lazy.
+    fn queue_shared(&mut self, jws: &Jws<'_>, claims: &Arc<Map<String, Value>>, parts: &Parts) {
+        while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
+            let plan = &self.plans.served[index];
+            if !self.verdicts.knows(&plan.settings.keys) {
+                return;
+            }
+            self.next = index + 1;
+            if self.skip == Some(index) {
+                continue;
+            }
+            match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
+                SignatureCheck::Valid(keys) => {
+                    if let Some(next) = self.candidate(index, jws, claims, keys, parts) {
+                        self.queue.push_back(next);
+                    }
+                }
+                SignatureCheck::Invalid(err) => {
+                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, alg = jws.alg_name(), error = %err, "plan refused token");
+                    self.note(err);
+                }
+                // Not reached: a source with a verdict never waits.
+                SignatureCheck::Wait(_) => return,
+            }
+        }
     }
 
     /// A repeat token: skip verification if the cached result still holds (same plan set, same
@@ -203,37 +353,35 @@ impl<R: SubscriptionResolver> Check<R> {
         token: &str,
         parts: &Parts,
     ) -> Option<Result<Wait<R::Future>, AuthError>> {
-        let hit = self.shared.token_cache.as_ref()?.get(token)?;
+        let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
         // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
-            || plan.rules.check_times(&hit.claims, self.now).is_err()
+            || plan.rules.check_time_claims(hit.times, self.now).is_err()
             || beyond_the_token(plan, &hit.claims, parts).is_err()
         {
             return None;
         }
-        let user = hit.user.as_deref().map(str::to_owned);
-        Some(self.look_up(hit.plan, hit.client_id.to_string(), hit.claims.clone(), user, None))
+        self.cached = true;
+        Some(self.look_up(Candidate {
+            plan: hit.plan,
+            client_id: hit.client_id.clone(),
+            user: hit.user.clone(),
+            claims: hit.claims.clone(),
+            origin: Origin::Cached(hit, verdict),
+        }))
     }
 
     /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
-    /// `remember` is the verification to cache if the answer grants the request; `None` means
-    /// the verification itself came from the cache.
-    fn look_up(
-        &mut self,
-        index: usize,
-        client_id: String,
-        claims: Arc<Map<String, Value>>,
-        user: Option<String>,
-        remember: Option<(Box<str>, Verified)>,
-    ) -> Result<Wait<R::Future>, AuthError> {
+    fn look_up(&mut self, candidate: Candidate) -> Result<Wait<R::Future>, AuthError> {
+        let Candidate { plan: index, client_id, user, claims, origin } = candidate;
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
             plan: self.plans.served[index].id.clone(),
-            client_id,
+            client_id: String::from(&*client_id),
         };
-        let future = self.shared.resolver.resolve(query.clone());
-        self.pending = Some(Pending { plan: index, query, claims, user, remember });
+        let future = self.shared.resolver.resolve(query);
+        self.pending = Some(Pending { plan: index, client_id, claims, user, origin });
         Ok(Wait::Store(future))
     }
 
@@ -246,23 +394,34 @@ impl<R: SubscriptionResolver> Check<R> {
         let Some(pending) = self.pending.take() else {
             return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
         };
-        // With the cache on, only a verification that came from the cache has nothing to remember.
-        let from_cache = pending.remember.is_none() && self.shared.token_cache.is_some();
         let plan = &self.plans.served[pending.plan];
         match answer {
-            Ok(Some(sub)) if sub.serves(&pending.query, self.now) => {
-                if let (Some(cache), Some((token, verified))) =
-                    (&self.shared.token_cache, pending.remember)
+            Ok(Some(sub))
+                if sub.serves_client(
+                    &self.shared.api_id,
+                    &plan.id,
+                    &pending.client_id,
+                    self.now,
+                ) =>
+            {
+                let remember = match pending.origin {
+                    Origin::Fresh(verified) => verified.map(Arc::new),
+                    // A refused token now granted (a new subscription): keep it with the granted.
+                    Origin::Cached(hit, Verdict::Refused) => Some(hit),
+                    Origin::Cached(_, Verdict::Granted) => None,
+                };
+                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember)
+                    && let Ok(token) = self.shared.tokens.extract(&parts.headers, parts.uri.query())
                 {
-                    cache.insert(&token, verified);
+                    cache.insert(&token, verified, Verdict::Granted);
                 }
-                let context = PlanContext::new(
+                let context = PlanContext::shared(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
                     plan.name.clone(),
                     sub.application,
                     sub.id,
-                    pending.query.client_id,
+                    pending.client_id,
                     pending.user,
                 );
                 return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });
@@ -276,10 +435,23 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
-        if from_cache {
-            // The cached plan no longer serves this client: decide again from scratch.
-            self.bypass_cache = true;
-            self.next = 0;
+        match pending.origin {
+            Origin::Cached(hit, _) => {
+                // The cached plan does not serve this client now: try the other plans, reusing
+                // the cached verification for every plan that shares its key source.
+                self.bypass_cache = true;
+                self.exhausted = false;
+                self.next = 0;
+                self.skip = Some(pending.plan);
+                let source = &self.plans.served[pending.plan].settings.keys;
+                self.verdicts.remember(source, hit.keys.clone());
+                self.claims = Some(hit.claims.clone());
+            }
+            Origin::Fresh(verified) => {
+                if self.refused.is_none() && !self.cached {
+                    self.refused = verified;
+                }
+            }
         }
         self.advance(parts).into()
     }

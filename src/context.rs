@@ -83,8 +83,8 @@ struct ContextInner {
     plan_name: Arc<str>,
     application_id: String,
     subscription_id: String,
-    client_id: String,
-    user: Option<String>,
+    client_id: Arc<str>,
+    user: Option<Arc<str>>,
 }
 
 impl PlanContext {
@@ -104,7 +104,28 @@ impl PlanContext {
             plan_name: plan_name.into(),
             application_id: application_id.into(),
             subscription_id: subscription_id.into(),
-            client_id: client_id.into(),
+            client_id: client_id.into().into(),
+            user: user.map(Into::into),
+        }))
+    }
+
+    /// The layer's constructor: the ids it already shares are not copied.
+    pub(crate) fn shared(
+        api_id: Arc<str>,
+        plan_id: Arc<str>,
+        plan_name: Arc<str>,
+        application_id: String,
+        subscription_id: String,
+        client_id: Arc<str>,
+        user: Option<Arc<str>>,
+    ) -> Self {
+        Self(Arc::new(ContextInner {
+            api_id,
+            plan_id,
+            plan_name,
+            application_id,
+            subscription_id,
+            client_id,
             user,
         }))
     }

@@ -226,6 +226,11 @@ impl JwksCache {
         self.handle.shared.keys.load().as_ref().is_some_and(|now| Arc::ptr_eq(now, set))
     }
 
+    /// Whether `other` is a handle on the same cache (a clone of this one).
+    pub(crate) fn same_cache(&self, other: &JwksCache) -> bool {
+        Arc::ptr_eq(&self.handle, &other.handle)
+    }
+
     /// Whether a key with this `kid` is held now. Lock-free, for health checks and diagnostics.
     pub fn contains_kid(&self, kid: &str) -> bool {
         self.handle.shared.keys.load().as_ref().is_some_and(|set| set.kids().any(|k| k == kid))

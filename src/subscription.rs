@@ -7,7 +7,7 @@
 //! request time strictly inside `(starting_at, ending_at)`. A resolver error is answered with
 //! 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`, never with a pass.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -115,10 +115,21 @@ impl Subscription {
     /// Whether this subscription lets `query` through at `now`. Both dates are exclusive,
     /// as in Gravitee.
     pub fn serves(&self, query: &SubscriptionQuery, now: SystemTime) -> bool {
+        self.serves_client(&query.api, &query.plan, &query.client_id, now)
+    }
+
+    /// [`serves`](Self::serves) for a query given by its parts.
+    pub(crate) fn serves_client(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+        now: SystemTime,
+    ) -> bool {
         self.status == SubscriptionStatus::Accepted
-            && self.api == *query.api
-            && self.plan == *query.plan
-            && self.client_id == query.client_id
+            && self.api == api
+            && self.plan == plan
+            && self.client_id == client_id
             && self.starting_at.is_none_or(|start| start < now)
             && self.ending_at.is_none_or(|end| now < end)
     }
@@ -253,7 +264,9 @@ impl fmt::Debug for BoxResolver {
     }
 }
 
-type Index = HashMap<SubscriptionQuery, Subscription>;
+/// foldhash (randomly seeded per map) rather than SipHash: the keys come from the operator's
+/// subscriptions, and a lookup hashes three strings on every request.
+type Index = HashMap<SubscriptionQuery, Subscription, foldhash::fast::RandomState>;
 
 fn key_of(s: &Subscription) -> SubscriptionQuery {
     SubscriptionQuery {
@@ -292,7 +305,27 @@ impl InMemoryResolver {
 
     /// Swap the whole content at once: readers see either the old set or the new one.
     pub fn replace_all(&self, subscriptions: impl IntoIterator<Item = Subscription>) {
-        let index: Index = subscriptions.into_iter().map(|s| (key_of(&s), s)).collect();
+        // API and plan ids repeat across subscriptions: the keys share one copy of each.
+        let mut names: HashSet<Arc<str>> = HashSet::new();
+        let mut intern = |name: &str| -> Arc<str> {
+            if let Some(known) = names.get(name) {
+                return known.clone();
+            }
+            let name: Arc<str> = name.into();
+            names.insert(name.clone());
+            name
+        };
+        let index: Index = subscriptions
+            .into_iter()
+            .map(|s| {
+                let key = SubscriptionQuery {
+                    api: intern(&s.api),
+                    plan: intern(&s.plan),
+                    client_id: s.client_id.clone(),
+                };
+                (key, s)
+            })
+            .collect();
         self.index.store(Arc::new(index));
     }
 

@@ -96,6 +96,19 @@ impl TokenSource {
         headers: &'a HeaderMap,
         query: Option<&'a str>,
     ) -> Result<Cow<'a, str>, AuthError> {
+        let token = self.locate(headers, query)?;
+        check_chars(&token)?;
+        Ok(token)
+    }
+
+    /// [`extract`](Self::extract) without the character check: the layer looks the token up in
+    /// its cache first (only tokens that passed every check are there), and checks the
+    /// characters of the others with [`check_chars`].
+    pub(crate) fn locate<'a>(
+        &self,
+        headers: &'a HeaderMap,
+        query: Option<&'a str>,
+    ) -> Result<Cow<'a, str>, AuthError> {
         let mut found: Option<Cow<'a, str>> = None;
         let mut push = |token: Cow<'a, str>| -> Result<(), AuthError> {
             if found.is_some() {
@@ -134,11 +147,16 @@ impl TokenSource {
         if token.len() > self.max_bytes {
             return Err(AuthError::invalid(InvalidReason::TooLarge));
         }
-        if token.is_empty() || !token.bytes().all(is_token68) {
-            return Err(AuthError::invalid(InvalidReason::Malformed));
-        }
         Ok(token)
     }
+}
+
+/// A token is non-empty and made of RFC 7235 `token68` characters only.
+pub(crate) fn check_chars(token: &str) -> Result<(), AuthError> {
+    if token.is_empty() || !token.bytes().all(|b| TOKEN68[usize::from(b)]) {
+        return Err(AuthError::invalid(InvalidReason::Malformed));
+    }
+    Ok(())
 }
 
 impl TokenSource {
@@ -188,9 +206,20 @@ fn bearer(value: &[u8]) -> Result<Option<&str>, AuthError> {
 
 /// RFC 7235 `token68` characters. A JWS only ever uses the base64url subset and dots; the
 /// verifier rejects the rest, but the extractor already refuses whitespace and controls.
-fn is_token68(b: u8) -> bool {
+const fn is_token68(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
 }
+
+/// [`is_token68`] as a table: one load per byte of a token that may be several KiB.
+static TOKEN68: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = is_token68(b as u8);
+        b += 1;
+    }
+    table
+};
 
 fn percent_decode(value: &str) -> Result<Cow<'_, str>, AuthError> {
     percent_encoding::percent_decode_str(value)

@@ -605,6 +605,38 @@ mod token_cache {
     }
 
     #[tokio::test]
+    async fn refused_valid_tokens_ask_the_store_every_time_and_key_changes_drop_them() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let store = CountingStore::default();
+        let plans = ["bronze", "silver", "gold"].map(|id| Plan::jwt(id, id, gold(&cache)));
+        let layer = layer(plans.to_vec(), &store);
+        let token = rsa().token("k1", &claims());
+        for round in 1..=3 {
+            let res = send(&layer, &Seen::default(), bearer(&token)).await;
+            assert_eq!(res.status, 403, "round {round}");
+            assert_eq!(store.lookups(), 3 * round, "every plan asks the store on every request");
+        }
+        assert_eq!(layer.cached_tokens(), 0, "a refused token is not counted as granted");
+
+        // A new subscription counts at once, though the token was refused a moment ago.
+        store.store.insert(accepted("silver", CLIENT));
+        let seen = Seen::default();
+        assert_eq!(send(&layer, &seen, bearer(&token)).await.status, 200);
+        assert_eq!(seen.last().extensions.get::<PlanContext>().unwrap().plan_id(), "silver");
+        assert_eq!(layer.cached_tokens(), 1);
+
+        // Refused again, then its key leaves the JWKS: the remembered verification goes with it.
+        store.store.replace_all([]);
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 403);
+        server.set(Jwks::Keys(jwks_of(&[(rsa2(), "k2")])));
+        past_refetch_window().await;
+        let other = rsa2().token("k2", &claims());
+        assert_eq!(send(&layer, &Seen::default(), bearer(&other)).await.status, 403);
+        assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 401);
+    }
+
+    #[tokio::test]
     async fn disabled_cache_holds_nothing() {
         let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
         let cache = jwks_cache(&server).await;

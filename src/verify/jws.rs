@@ -79,8 +79,15 @@ impl Jws<'_> {
     pub(crate) fn claims(&mut self) -> Result<Arc<Map<String, Value>>, AuthError> {
         let claims = parse_object(&decode_segment(self.payload)?)?;
         check_claim_types(&claims)?;
+        let claims = Arc::new(claims);
+        self.use_claims(&claims);
+        Ok(claims)
+    }
+
+    /// Take claims already decoded from this same token (earlier in the request, or from the
+    /// token cache) instead of decoding them again.
+    pub(crate) fn use_claims(&mut self, claims: &Map<String, Value>) {
         self.iss = claims.get("iss").and_then(Value::as_str).map(str::to_owned);
-        Ok(Arc::new(claims))
     }
 
     /// The raw `alg` as a key-independent string, for logs.

@@ -153,6 +153,16 @@ impl KeySource {
         }
     }
 
+    /// Whether `other` reads the same keys: a clone of this source (the same [`JwksCache`], or
+    /// the same static key set). Plans whose sources are the same share one signature check.
+    pub(crate) fn same_source(&self, other: &KeySource) -> bool {
+        match (&self.0, &other.0) {
+            (Source::Jwks(a), Source::Jwks(b)) => a.same_cache(b),
+            (Source::Static(a), Source::Static(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// Check the token's signature against this source, for a plan allowing `algorithms`.
     pub(crate) fn check(
         &self,
@@ -248,6 +258,52 @@ pub(crate) enum SignatureCheck {
     Wait(KeyWait),
 }
 
+/// The signature verdicts reached so far in one request, one per key source, so that plans
+/// sharing a source share one signature check. The verdict of a source does not depend on the
+/// plan (the key is chosen by `kid` and `alg` only); the plan's algorithm allowlist does, so it is
+/// checked before any verdict is reused. A wait is never remembered.
+#[derive(Default)]
+pub(crate) struct Verdicts(Vec<(KeySource, Result<Arc<KeySet>, AuthError>)>);
+
+impl Verdicts {
+    /// [`KeySource::check`], answered from this request's earlier verdict for the same source
+    /// when there is one.
+    pub(crate) fn check(
+        &mut self,
+        source: &KeySource,
+        jws: &Jws<'_>,
+        algorithms: AlgSet,
+        may_wait: bool,
+    ) -> SignatureCheck {
+        if !algorithms.contains(jws.alg) {
+            return SignatureCheck::Invalid(AuthError::invalid(InvalidReason::AlgorithmNotAllowed));
+        }
+        if let Some((_, verdict)) = self.0.iter().find(|(known, _)| known.same_source(source)) {
+            return match verdict {
+                Ok(keys) => SignatureCheck::Valid(keys.clone()),
+                Err(err) => SignatureCheck::Invalid(err.clone()),
+            };
+        }
+        let check = source.check(jws, algorithms, may_wait);
+        match &check {
+            SignatureCheck::Valid(keys) => self.0.push((source.clone(), Ok(keys.clone()))),
+            SignatureCheck::Invalid(err) => self.0.push((source.clone(), Err(err.clone()))),
+            SignatureCheck::Wait(_) => {}
+        }
+        check
+    }
+
+    /// Whether `source` has a verdict in this request.
+    pub(crate) fn knows(&self, source: &KeySource) -> bool {
+        self.0.iter().any(|(known, _)| known.same_source(source))
+    }
+
+    /// Record that `keys`, a set `source` holds now, verified the token (a token-cache entry).
+    pub(crate) fn remember(&mut self, source: &KeySource, keys: Arc<KeySet>) {
+        self.0.push((source.clone(), Ok(keys)));
+    }
+}
+
 fn verify_with(set: &Arc<KeySet>, jws: &Jws<'_>) -> SignatureCheck {
     let mut tried = false;
     for key in set.candidates(jws.kid.as_deref(), jws.alg) {
@@ -273,5 +329,49 @@ pub(crate) fn verify_signature(
     match (provider().verifier_factory)(&alg, &key.key) {
         Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
         Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    fn hs256(secret: &[u8]) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(r#"{"sub":"a"}"#)
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    #[test]
+    fn plans_sharing_a_source_share_one_verdict() {
+        let source = KeySource::hmac_secret([7u8; 32]);
+        let twin = KeySource::hmac_secret([7u8; 32]);
+        let (good, forged) = (hs256(&[7u8; 32]), hs256(&[8u8; 32]));
+        let (good, forged) = (parse_jws(&good).unwrap(), parse_jws(&forged).unwrap());
+        let hs256 = AlgSet::from_iter([Algorithm::HS256]);
+        let mut verdicts = Verdicts::default();
+        assert!(matches!(verdicts.check(&source, &good, hs256, false), SignatureCheck::Valid(_)));
+        // A clone of the source is answered from the verdict: a second check would refuse the
+        // forged signature, so passing it proves no second check ran.
+        let again = verdicts.check(&source.clone(), &forged, hs256, false);
+        assert!(matches!(again, SignatureCheck::Valid(_)));
+        // A distinct source with the same secret is checked on its own.
+        assert!(matches!(verdicts.check(&twin, &forged, hs256, false), SignatureCheck::Invalid(_)));
+        // Each plan's algorithm allowlist still applies before any verdict is reused.
+        let hs384 = AlgSet::from_iter([Algorithm::HS384]);
+        match verdicts.check(&source, &good, hs384, false) {
+            SignatureCheck::Invalid(err) => {
+                assert_eq!(err.reason(), Some(InvalidReason::AlgorithmNotAllowed));
+            }
+            _ => panic!("HS256 is not in this plan's allowlist"),
+        }
     }
 }

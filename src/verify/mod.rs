@@ -12,9 +12,9 @@ mod key_source;
 mod rules;
 mod settings;
 
-pub(crate) use jws::parse_jws;
+pub(crate) use jws::{Jws, parse_jws};
 pub use key_source::KeySource;
-pub(crate) use key_source::SignatureCheck;
-pub(crate) use rules::ClaimRules;
+pub(crate) use key_source::{SignatureCheck, Verdicts};
 pub use rules::ScopeMode;
+pub(crate) use rules::{ClaimRules, TimeClaims};
 pub use settings::JwtSettings;

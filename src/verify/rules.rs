@@ -20,6 +20,21 @@ pub enum ScopeMode {
     Any,
 }
 
+/// A token's `exp`, `nbf` and `iat`, as numbers (the parser already refused other types).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct TimeClaims {
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+impl TimeClaims {
+    pub(crate) fn of(claims: &Map<String, Value>) -> Self {
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+        Self { exp: number("exp"), nbf: number("nbf"), iat: number("iat") }
+    }
+}
+
 /// The claim checks of one plan, built once at layer build. The equivalent of jsonwebtoken's
 /// `Validation`, with exp required and iss/aud required as soon as they are configured.
 #[derive(Debug, Clone)]
@@ -37,11 +52,24 @@ pub(crate) struct ClaimRules {
 }
 
 impl ClaimRules {
-    /// Check header `typ` and the claims against this plan's rules at `now`.
+    /// Check header `typ` and the claims against this plan's rules at `now` (the layer calls
+    /// [`check_with_times`](Self::check_with_times), with the time claims read once).
+    #[cfg(test)]
     pub(crate) fn check(
         &self,
         jws: &Jws<'_>,
         claims: &Map<String, Value>,
+        now: SystemTime,
+    ) -> Result<(), AuthError> {
+        self.check_with_times(jws, claims, TimeClaims::of(claims), now)
+    }
+
+    /// [`check`](Self::check) with the time claims read once per request, not once per plan.
+    pub(crate) fn check_with_times(
+        &self,
+        jws: &Jws<'_>,
+        claims: &Map<String, Value>,
+        times: TimeClaims,
         now: SystemTime,
     ) -> Result<(), AuthError> {
         let invalid = AuthError::invalid;
@@ -54,9 +82,10 @@ impl ClaimRules {
         if !typ_ok {
             return Err(invalid(InvalidReason::UnsupportedHeader));
         }
-        self.check_times(claims, now)?;
+        self.check_time_claims(times, now)?;
         if !self.issuers.is_empty() {
-            match claims.get("iss").and_then(Value::as_str) {
+            // `Jws::iss` is the `iss` claim when it is a string, read once per request.
+            match jws.iss.as_deref() {
                 None => return Err(invalid(InvalidReason::MissingClaim)),
                 Some(iss) if !self.issuers.iter().any(|i| i == iss) => {
                     return Err(invalid(InvalidReason::IssuerNotAccepted));
@@ -80,16 +109,16 @@ impl ClaimRules {
     }
 
     /// The time-dependent checks (`exp`, `nbf`, `iat`, lifetime): the only ones that can change
-    /// for a token already verified, so the only ones repeated on a token-cache hit.
-    pub(crate) fn check_times(
+    /// for a token already verified, so the only ones repeated on a token-cache hit. The time
+    /// claims are read once per request (and kept by a token-cache entry).
+    pub(crate) fn check_time_claims(
         &self,
-        claims: &Map<String, Value>,
+        times: TimeClaims,
         now: SystemTime,
     ) -> Result<(), AuthError> {
         let invalid = AuthError::invalid;
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
-        match number("exp") {
+        match times.exp {
             Some(exp) if now >= exp + self.leeway => return Err(invalid(InvalidReason::Expired)),
             Some(exp) if self.max_lifetime.is_some_and(|max| exp - now > max + self.leeway) => {
                 return Err(invalid(InvalidReason::LifetimeTooLong));
@@ -98,10 +127,10 @@ impl ClaimRules {
             None if self.require_exp => return Err(invalid(InvalidReason::MissingClaim)),
             None => {}
         }
-        if number("nbf").is_some_and(|nbf| now + self.leeway < nbf) {
+        if times.nbf.is_some_and(|nbf| now + self.leeway < nbf) {
             return Err(invalid(InvalidReason::NotYetValid));
         }
-        if let Some(iat) = number("iat") {
+        if let Some(iat) = times.iat {
             if iat < 0.0 {
                 return Err(invalid(InvalidReason::WrongClaimType));
             }
@@ -110,6 +139,12 @@ impl ClaimRules {
             }
         }
         Ok(())
+    }
+
+    /// Whether `other` reads the client id from the same claim (so from the same token, the
+    /// same client id).
+    pub(crate) fn same_client_claim(&self, other: &ClaimRules) -> bool {
+        self.client_id_claim == other.client_id_claim
     }
 
     /// Whether this plan would consider a token of this (unverified) issuer at all.

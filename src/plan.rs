@@ -20,8 +20,10 @@ use http::HeaderName;
 use crate::error::ConfigError;
 use crate::verify::{ClaimRules, JwtSettings};
 
-/// Where a plan is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a plan is in its lifecycle. Serialised in lower case (`"published"`), as in the
+/// gateway's files and the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PlanStatus {
     /// Being prepared: serves nobody.
     Staging,
@@ -47,6 +49,13 @@ impl PlanStatus {
             Self::Deprecated => "deprecated",
             Self::Closed => "closed",
         }
+    }
+
+    /// The status named by [`as_str`](Self::as_str), as stored by the catalog.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Staging, Self::Published, Self::Deprecated, Self::Closed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

@@ -19,7 +19,9 @@ use arc_swap::ArcSwap;
 use crate::error::BoxError;
 
 /// The lifecycle of a subscription. Only [`Accepted`](Self::Accepted) lets traffic through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Serialised in lower case (`"accepted"`), as in the gateway's files and the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum SubscriptionStatus {
     /// Requested, waiting for approval.
@@ -44,6 +46,19 @@ impl SubscriptionStatus {
             Self::Rejected => "rejected",
             Self::Closed => "closed",
         }
+    }
+
+    /// Pending, accepted or paused: the statuses that hold an application's one subscription
+    /// per API and that closing a plan or archiving an application ends.
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Pending | Self::Accepted | Self::Paused)
+    }
+
+    /// The status named by [`as_str`](Self::as_str), as stored by the catalog.
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Accepted, Self::Paused, Self::Rejected, Self::Closed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
     }
 }
 

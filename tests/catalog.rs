@@ -411,6 +411,7 @@ async fn subscription_transitions(env: Env) {
                 }
                 Rejected => drop(c.reject_subscription(&api, &id, None).await.unwrap()),
                 Closed => drop(c.close_subscription(&api, &id).await.unwrap()),
+                other => panic!("no setup for {other:?}"),
             }
             let result = match action {
                 "accept" => c.accept_subscription(&api, &id, &AcceptOptions::default()).await,

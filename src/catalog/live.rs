@@ -340,7 +340,7 @@ impl Inner {
                     s.plan.as_str(),
                     s.application.as_str(),
                     *client_id,
-                    s.status.into(),
+                    s.status,
                 );
                 if let Some(at) = s.starting_at {
                     sub = sub.starting_at(SystemTime::from(at));
@@ -372,7 +372,7 @@ impl Inner {
         };
         let mut plans = Vec::new();
         for plan in &deployment.definition.plans {
-            let status = plan.status.into();
+            let status = plan.status;
             let built = match (&plan.security, &plan.jwt) {
                 (PlanSecurity::Jwt, Some(jwt)) => {
                     match jwt.compile_plan(&plan.id, &plan.name, status, &mut jwks) {

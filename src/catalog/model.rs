@@ -9,6 +9,9 @@ use time::OffsetDateTime;
 use super::CatalogError;
 use crate::definition::JwtDefinition;
 
+/// The same lifecycle types the layer enforces: one definition each, shared with the catalog.
+pub use crate::{PlanStatus, SubscriptionStatus};
+
 /// Whether the gateway serves the API's current definition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -63,50 +66,6 @@ pub enum Validation {
     Auto,
     /// Pending until a publisher accepts or rejects them.
     Manual,
-}
-
-/// Where a plan is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PlanStatus {
-    /// A draft: not deployed, serves nobody.
-    Staging,
-    /// Open for subscriptions and serving.
-    Published,
-    /// Closed to new subscriptions; existing ones keep being served.
-    Deprecated,
-    /// Ended, with all its subscriptions. Irreversible.
-    Closed,
-}
-
-impl PlanStatus {
-    /// The lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Staging => "staging",
-            Self::Published => "published",
-            Self::Deprecated => "deprecated",
-            Self::Closed => "closed",
-        }
-    }
-
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Staging, Self::Published, Self::Deprecated, Self::Closed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-impl From<PlanStatus> for crate::PlanStatus {
-    fn from(status: PlanStatus) -> Self {
-        match status {
-            PlanStatus::Staging => Self::Staging,
-            PlanStatus::Published => Self::Published,
-            PlanStatus::Deprecated => Self::Deprecated,
-            PlanStatus::Closed => Self::Closed,
-        }
-    }
 }
 
 /// A plan of an API.
@@ -178,59 +137,6 @@ pub struct Application {
     /// When it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-}
-
-/// Where a subscription is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SubscriptionStatus {
-    /// Waiting for a publisher.
-    Pending,
-    /// Serving within its dates.
-    Accepted,
-    /// Suspended; may be resumed.
-    Paused,
-    /// Refused by a publisher. Final.
-    Rejected,
-    /// Ended. Final.
-    Closed,
-}
-
-impl SubscriptionStatus {
-    /// The lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Accepted => "accepted",
-            Self::Paused => "paused",
-            Self::Rejected => "rejected",
-            Self::Closed => "closed",
-        }
-    }
-
-    /// Pending, accepted or paused: the statuses of which an application may hold one per API.
-    pub fn is_active(self) -> bool {
-        matches!(self, Self::Pending | Self::Accepted | Self::Paused)
-    }
-
-    #[cfg(any(feature = "sqlite", feature = "postgres"))]
-    pub(crate) fn parse(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Accepted, Self::Paused, Self::Rejected, Self::Closed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-    }
-}
-
-impl From<SubscriptionStatus> for crate::SubscriptionStatus {
-    fn from(status: SubscriptionStatus) -> Self {
-        match status {
-            SubscriptionStatus::Pending => Self::Pending,
-            SubscriptionStatus::Accepted => Self::Accepted,
-            SubscriptionStatus::Paused => Self::Paused,
-            SubscriptionStatus::Rejected => Self::Rejected,
-            SubscriptionStatus::Closed => Self::Closed,
-        }
-    }
 }
 
 /// An application's subscription to a plan. It refers to the application, never to a copy of

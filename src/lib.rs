@@ -97,8 +97,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
-mod check;
 pub mod catalog;
+mod check;
 mod context;
 pub mod defaults;
 pub mod definition;

@@ -150,9 +150,11 @@
 //! the edge (connection limits), the canonical path, the header rules, the watched request
 //! body; [`redact`] hides URL credentials. `ARCHITECTURE.md` beside this crate has the map.
 
+pub mod admin;
 mod body;
 pub mod cli;
 pub mod compile;
+
 pub mod config;
 pub mod demo;
 mod edge;
@@ -163,3 +165,4 @@ pub mod proxy;
 pub mod redact;
 pub mod routing;
 pub mod serve;
+pub mod store;

@@ -16,9 +16,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, watch};
@@ -49,6 +50,8 @@ struct Inner {
     limits: Limits,
     /// `--benchmark-without-plans`: bypass the layer.
     unprotected: bool,
+    /// File mode: the configuration now serving and when it was loaded (management reads).
+    served: ArcSwapOption<(Config, OffsetDateTime)>,
 }
 
 /// Build a gateway from a configuration: validate it whole, then start the JWKS workers.
@@ -74,8 +77,28 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
             client,
             limits,
             unprotected,
+            served: ArcSwapOption::from_pointee((config.clone(), OffsetDateTime::now_utc())),
         }),
     })
+}
+
+/// A gateway whose routing tables come from elsewhere (DB mode: the catalog's live view),
+/// starting with the table `first` builds over the gateway's HTTP client.
+pub(crate) fn gateway_for_tables(
+    first: impl FnOnce(&HttpClient) -> RoutingTable,
+    limits: Limits,
+) -> Gateway {
+    let client = http_client();
+    Gateway {
+        inner: Arc::new(Inner {
+            current: ArcSwap::from_pointee(first(&client)),
+            caches: Mutex::new(HashMap::new()),
+            client,
+            limits,
+            unprotected: false,
+            served: ArcSwapOption::empty(),
+        }),
+    }
 }
 
 impl Gateway {
@@ -90,6 +113,7 @@ impl Gateway {
         }
         let summary = compiled.table.summary;
         let old = self.inner.current.swap(Arc::new(compiled.table));
+        self.inner.served.store(Some(Arc::new((config.clone(), OffsetDateTime::now_utc()))));
         // Caches no longer used stop their workers once the old table is gone.
         *caches = compiled.caches;
         let new = self.inner.current.load();
@@ -100,6 +124,21 @@ impl Gateway {
             tracing::warn!("`[limits]` changed; the new limits take effect only after a restart");
         }
         Ok(summary)
+    }
+
+    /// Swap in a routing table built elsewhere (DB mode), whole.
+    pub(crate) fn install(&self, table: RoutingTable) {
+        self.inner.current.store(Arc::new(table));
+    }
+
+    /// The HTTP client shared by every route.
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.inner.client
+    }
+
+    /// File mode: the configuration now serving and when it was loaded.
+    pub fn served_config(&self) -> Option<Arc<(Config, OffsetDateTime)>> {
+        self.inner.served.load_full()
     }
 
     /// Counts of the configuration now serving.
@@ -244,7 +283,7 @@ impl Signals {
 async fn reload_on_hangup(mut hangup: Signal, file: Option<PathBuf>, gateway: Gateway) {
     while hangup.recv().await.is_some() {
         let Some(file) = &file else {
-            tracing::warn!("SIGHUP ignored: the demo has no configuration file");
+            tracing::warn!("SIGHUP ignored: no configuration file (demo or --store)");
             continue;
         };
         let shown = file.display().to_string();

@@ -384,7 +384,7 @@ impl GatewayProcess {
     /// Spawn the binary with `args` (plus `--listen 127.0.0.1:0`) and wait until it listens.
     async fn spawn(args: &[&str]) -> Self {
         let mut all = args.to_vec();
-        all.extend(["--listen", "127.0.0.1:0"]);
+        all.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
         let mut child = command(&all).spawn().expect("gateway spawns");
         let stdout = collect_lines(child.stdout.take().expect("stdout"));
         let stderr = collect_lines(child.stderr.take().expect("stderr"));

@@ -223,6 +223,17 @@ async fn run_store(
             token.expose(),
             reachable(admin)
         );
+        let tutorial =
+            idp.token("my-client", "my-user", "api://shop", Duration::from_secs(3600))?;
+        println!("demo: the README's tutorial, step by step, starts from these variables:");
+        println!(
+            "export GW=http://{} ADMIN=http://{} ADMIN_TOKEN={} BACKEND=http://{upstream} JWKS_URL={} ISSUER={} TOKEN={tutorial}",
+            reachable(local),
+            reachable(admin),
+            token.expose(),
+            idp.jwks_url,
+            idp.issuer,
+        );
     }
 
     signals.serve(listener, gateway, None).await;

@@ -18,6 +18,7 @@ mod demo;
 mod edge;
 mod process;
 mod proxying;
+mod readme;
 mod reload;
 mod routing;
 

@@ -19,8 +19,9 @@ use crate::config::{DEFAULT_LISTEN, load_config, one_line};
 use crate::demo::{DemoIdp, echo_router, serve_router, set_up_catalog};
 use crate::limits::Limits;
 use crate::redact::redact_userinfo;
-use crate::serve::{Signals, build_app, build_app_with, gateway_for_tables};
+use crate::serve::{Signals, build_app_limited, gateway_for_tables};
 use crate::store::{KnownCaches, StoreSpec, follow, start_live, table_of};
+use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, RedisStore};
 
 const LONG_ABOUT: &str = "\
 An example API gateway: a reverse proxy protecting each API with tower-jwt-plan's JwtPlanLayer.
@@ -62,6 +63,16 @@ pub(crate) struct Cli {
     /// a random token is generated and printed once.
     #[arg(long, value_name = "FILE")]
     pub(crate) admin_token_file: Option<PathBuf>,
+
+    /// Share the plans' restriction counters (rate limit, quota) through Redis at this URL
+    /// (`redis://HOST:PORT[/DB]`), so every gateway using it counts against one budget. Default:
+    /// counters in this process's memory.
+    #[arg(long, value_name = "URL")]
+    pub(crate) rate_limit_store: Option<String>,
+
+    /// Prefix of the Redis keys of the restriction counters (default: the library's).
+    #[arg(long, value_name = "PREFIX", requires = "rate_limit_store")]
+    pub(crate) rate_limit_key_prefix: Option<String>,
 
     /// Validate FILE and exit: 0 if it is valid, 1 with a one-line reason on stderr otherwise.
     /// Nothing is fetched and nothing listens.
@@ -139,12 +150,8 @@ async fn run_file(cli: Cli) -> Result<(), String> {
     let listener =
         TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let gateway = if cli.benchmark_without_plans {
-        build_app_with(&config, true)
-    } else {
-        build_app(&config)
-    }
-    .map_err(in_file)?;
+    let gateway = build_app_limited(&config, cli.benchmark_without_plans, limit_layer(&cli)?)
+        .map_err(in_file)?;
     if cli.benchmark_without_plans {
         tracing::warn!("--benchmark-without-plans: APIs are served WITHOUT authentication");
     }
@@ -160,6 +167,21 @@ async fn run_file(cli: Cli) -> Result<(), String> {
     signals.serve(listener, gateway, Some(file)).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The plans' restrictions layer: counters in memory, or in Redis with `--rate-limit-store`.
+fn limit_layer(cli: &Cli) -> Result<PlanLimitLayer, String> {
+    let builder = PlanLimitLayer::builder(PlanLimits::new());
+    let Some(url) = &cli.rate_limit_store else { return Ok(builder.build()) };
+    if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
+        return Err("--rate-limit-store: expected redis://HOST:PORT".into());
+    }
+    let mut store = RedisStore::new(url)
+        .map_err(|e| redact_userinfo(&format!("--rate-limit-store {url}: {e}")))?;
+    if let Some(prefix) = &cli.rate_limit_key_prefix {
+        store = store.key_prefix(prefix.as_str());
+    }
+    Ok(builder.redis(store).build())
 }
 
 /// Bind the management API, print its address (and a generated token, once), serve it.
@@ -192,7 +214,11 @@ async fn run_store(
     let listener =
         TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let local = listener.local_addr().map_err(|e| format!("cannot read the bound address: {e}"))?;
-    let gateway = gateway_for_tables(|client| table_of(&live, client), Limits::default());
+    let gateway = gateway_for_tables(
+        |client, limit| table_of(&live, client, limit),
+        Limits::default(),
+        limit_layer(&cli)?,
+    );
     tokio::spawn(follow(live.clone(), gateway.clone()));
     println!("listening on http://{local}");
     tracing::info!(

@@ -74,6 +74,10 @@
 //! # leeway_secs = 60, required_scopes = ["read"], scope_mode = "all" | "any",
 //! # user_claim = "sub", extract_claims = true, max_lifetime_secs = 3600, token_types = ["JWT"]
 //!
+//! [api.plan.restrictions]          # optional, JWT plans; 429 past a limit, per subscription
+//! rate_limit = { limit = 100, period_secs = 60 }  # also quota = { limit, period = "month" },
+//! # spike_arrest = { limit, period_secs }; --rate-limit-store redis://... shares the counters
+//!
 //! [[application]]
 //! id = "app-1"
 //! client_id = "my-client"

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tower::Layer;
 use tower_jwt_plan::JwksCache;
 use tower_jwt_plan::catalog::{Catalog, LiveCatalog};
+use tower_jwt_plan::limit::PlanLimitLayer;
 
 use crate::config::DEFAULT_BACKEND_TIMEOUT;
 use crate::proxy::{Backend, HttpClient, Proxy};
@@ -114,7 +115,11 @@ pub(crate) async fn start_live(
 }
 
 /// The routing table of what `live` serves now: one route per deployed API.
-pub(crate) fn table_of(live: &LiveCatalog, client: &HttpClient) -> RoutingTable {
+pub(crate) fn table_of(
+    live: &LiveCatalog,
+    client: &HttpClient,
+    limit: &PlanLimitLayer,
+) -> RoutingTable {
     let apis = live.apis();
     let mut routes = Vec::with_capacity(apis.len());
     for api in apis.iter() {
@@ -136,8 +141,13 @@ pub(crate) fn table_of(live: &LiveCatalog, client: &HttpClient) -> RoutingTable 
             tracing::error!(api = %api.id, context_path = %api.context_path, "deployed API not routed: its context path is served by another API");
             continue;
         }
+        limit.limits().replace_api(
+            api.id.as_str(),
+            api.restrictions.iter().map(|(plan, r)| (plan.as_str(), *r)),
+        );
         let proxy = Proxy::new(prefix.len(), backend, DEFAULT_BACKEND_TIMEOUT, client.clone());
-        let service = api.layer.layer(proxy.clone());
+        // The restrictions sit inside the JWT layer: they count only authorised requests.
+        let service = api.layer.layer(limit.layer(proxy.clone()));
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });
     }
     routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
@@ -150,7 +160,7 @@ pub(crate) async fn follow(live: LiveCatalog, gateway: Gateway) {
     let mut changes = live.changes();
     while changes.changed().await.is_ok() {
         let revision = *changes.borrow_and_update();
-        let table = table_of(&live, gateway.client());
+        let table = table_of(&live, gateway.client(), gateway.limit());
         let apis = table.summary.apis;
         gateway.install(table);
         tracing::debug!(target: "gateway::store", revision, apis, "catalog revision served");

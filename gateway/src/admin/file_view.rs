@@ -100,6 +100,7 @@ impl FileView<'_> {
                 },
                 validation: Validation::Auto,
                 jwt: jwt_of(p),
+                restrictions: p.restrictions,
                 status: match p.status {
                     PlanStatusConfig::Staging => PlanStatus::Staging,
                     PlanStatusConfig::Published => PlanStatus::Published,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tower_jwt_plan::catalog;
 use tower_jwt_plan::definition::JwtDefinition;
+use tower_jwt_plan::limit::Restrictions;
 use utoipa::ToSchema;
 
 /// An error answer: the gateway's body shape.
@@ -175,6 +176,12 @@ pub struct PlanInput {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub jwt: Option<JwtDefinition>,
+    /// `{rate_limit?: {limit, period_secs}, quota?: {limit, period: "hour" | "day" | "week" |
+    /// "month"}, spike_arrest?: {limit, period_secs}}`, enforced per subscription once
+    /// deployed (429 past a limit). JWT plans only.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub restrictions: Option<Restrictions>,
 }
 
 impl PlanInput {
@@ -199,6 +206,7 @@ impl PlanInput {
             }
         };
         plan.id = self.id.clone();
+        plan.restrictions = self.restrictions;
         plan
     }
 }
@@ -219,6 +227,9 @@ pub struct Plan {
     /// The JWT settings (JWT plans only).
     #[schema(value_type = Option<Object>)]
     pub jwt: Option<JwtDefinition>,
+    /// Its restrictions, if any.
+    #[schema(value_type = Option<Object>)]
+    pub restrictions: Option<Restrictions>,
     /// `staging`, `published`, `deprecated` or `closed`.
     pub status: PlanStatus,
     /// When it was created.
@@ -256,6 +267,7 @@ impl From<catalog::Plan> for Plan {
                 catalog::Validation::Manual => Validation::Manual,
             },
             jwt: redacted(p.jwt),
+            restrictions: p.restrictions,
             status: match p.status {
                 catalog::PlanStatus::Staging => PlanStatus::Staging,
                 catalog::PlanStatus::Published => PlanStatus::Published,

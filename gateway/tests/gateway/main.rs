@@ -20,6 +20,7 @@ mod process;
 mod proxying;
 mod readme;
 mod reload;
+mod restrictions;
 mod routing;
 
 use std::convert::Infallible;

@@ -208,6 +208,7 @@ suite!(
     restart_keeps_everything,
     live_view_follows_changes,
     source_document_flow,
+    plan_restrictions,
 );
 
 /// Written to stderr directly, past the test harness's capture, so a plain `cargo test` shows it.
@@ -817,6 +818,41 @@ async fn restart_keeps_everything(env: Env) {
     );
 }
 
+async fn plan_restrictions(env: Env) {
+    use tower_jwt_plan::limit::{RateLimit, Restrictions};
+    let c = &env.catalog;
+    let api = api(c, "echo").await;
+    let gold = Restrictions::none().with_rate_limit(RateLimit::new(10, 60).unwrap());
+    let input = hmac_plan("gold", Validation::Auto).with_id("gold").with_restrictions(gold);
+    let plan = c.create_plan(&api, &input).await.unwrap();
+    assert_eq!(plan.restrictions, Some(gold));
+    // Empty restrictions read as none; a keyless plan takes none.
+    let empty =
+        hmac_plan("free", Validation::Auto).with_id("free").with_restrictions(Restrictions::none());
+    assert_eq!(c.create_plan(&api, &empty).await.unwrap().restrictions, None);
+    let keyless = NewPlan::keyless("Open").with_restrictions(gold);
+    assert_eq!(code(c.create_plan(&api, &keyless).await), "INVALID_REQUEST");
+
+    c.publish_plan(&api, "gold").await.unwrap();
+    let deployed = c.deploy(&api, None).await.unwrap();
+    assert_eq!(deployed.definition.plans[0].restrictions, Some(gold));
+    assert_eq!(c.get_api(&api).await.unwrap().deployment_state, DeploymentState::Deployed);
+
+    // Changing only the restrictions makes the API need a redeploy.
+    let silver = Restrictions::none().with_rate_limit(RateLimit::new(5, 60).unwrap());
+    let changed = hmac_plan("gold", Validation::Auto).with_restrictions(silver);
+    assert_eq!(c.update_plan(&api, "gold", &changed).await.unwrap().restrictions, Some(silver));
+    assert_eq!(c.get_plan(&api, "gold").await.unwrap().restrictions, Some(silver));
+    assert_eq!(c.get_api(&api).await.unwrap().deployment_state, DeploymentState::NeedRedeploy);
+
+    // The live view serves the deployed restrictions, not the current ones.
+    let live = LiveCatalog::builder(c.clone()).start().await.unwrap();
+    assert_eq!(live.api(&api).unwrap().restrictions.get("gold"), Some(&gold));
+    c.deploy(&api, None).await.unwrap();
+    live.refresh().await.unwrap();
+    assert_eq!(live.api(&api).unwrap().restrictions.get("gold"), Some(&silver));
+}
+
 // ---- Live view ---------------------------------------------------------------------------------
 
 fn query(api: &str, plan: &str, client: &str) -> SubscriptionQuery {
@@ -1149,10 +1185,11 @@ async fn two_live_views(url: String) {
         answers(live, "client-2", 200, Duration::from_secs(1), "last snapshot serves").await;
     }
 
-    // Each view said so at WARN once, however many checks fail within `warn_interval`.
+    // Each view said so at WARN once, however many checks fail within `warn_interval`. The
+    // capture is process-wide, so other tests running beside this one may add WARN lines of
+    // their own (a JWKS server going away): count this module's line only.
     let (again_a, again_b) = tokio::join!(live_a.refresh(), live_b.refresh());
     assert_eq!((code(again_a), code(again_b)), ("STORE_UNAVAILABLE", "STORE_UNAVAILABLE"));
-    assert_eq!(logs.count("WARN"), 2);
     assert_eq!(logs.count("catalog store unreachable; serving the last snapshot"), 2);
 
     // Restored: both catch up with the change made meanwhile.
@@ -1192,7 +1229,8 @@ where
         .await
         .unwrap();
     pool.execute(
-        "INSERT INTO plans VALUES ('p', 'api', 'P', 'jwt', 'auto', 'published', '{}', 0, 0)",
+        "INSERT INTO plans (id, api, name, security, validation, status, jwt, created_at, updated_at) \
+         VALUES ('p', 'api', 'P', 'jwt', 'auto', 'published', '{}', 0, 0)",
     )
     .await
     .unwrap();

@@ -14,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tower::Layer;
+use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, Restrictions};
 use tower_jwt_plan::{
     Algorithm, InMemoryResolver, JwksCache, JwksWorker, JwtPlanLayer, JwtSettings, KeySource, Plan,
     PlanSecurity, PlanStatus, ScopeMode, Subscription,
@@ -28,13 +29,16 @@ use crate::routing::{Route, RoutingTable, Summary};
 /// A routing table with the JWKS caches it uses (by URL) and the workers of the new ones.
 pub(crate) struct Compiled {
     pub(crate) table: RoutingTable,
+    /// Each API's plan restrictions, to put in the `PlanLimitLayer`'s table once used.
+    pub(crate) restrictions: Vec<(String, Vec<(String, Restrictions)>)>,
     pub(crate) caches: HashMap<String, JwksCache>,
     pub(crate) workers: Vec<JwksWorker>,
 }
 
 /// Validate a configuration whole, as `--check` does: nothing is fetched or spawned.
 pub fn check_config(config: &Config) -> Result<Summary, String> {
-    compile(config, &HashMap::new(), &http_client()).map(|c| c.table.summary)
+    let limit = PlanLimitLayer::new(PlanLimits::new());
+    compile(config, &HashMap::new(), &http_client(), &limit).map(|c| c.table.summary)
 }
 
 fn context_prefix(context_path: &str) -> Result<String, &'static str> {
@@ -108,6 +112,7 @@ fn build_plan(
             ("extract_claims", plan.extract_claims.is_some()),
             ("max_lifetime_secs", plan.max_lifetime_secs.is_some()),
             ("token_types", plan.token_types.is_some()),
+            ("restrictions", plan.restrictions.is_some()),
         ];
         if let Some((field, _)) = jwt_only.iter().find(|(_, set)| *set) {
             return Err(format!("`{field}` does not apply to a keyless plan"));
@@ -192,14 +197,16 @@ pub(crate) fn compile(
     config: &Config,
     known: &HashMap<String, JwksCache>,
     client: &HttpClient,
+    limit: &PlanLimitLayer,
 ) -> Result<Compiled, String> {
-    compile_checked(config, known, client).map_err(|e| redact_userinfo(&e))
+    compile_checked(config, known, client, limit).map_err(|e| redact_userinfo(&e))
 }
 
 fn compile_checked(
     config: &Config,
     known: &HashMap<String, JwksCache>,
     client: &HttpClient,
+    limit: &PlanLimitLayer,
 ) -> Result<Compiled, String> {
     Limits::from_config(&config.limits)?;
     let timeout = match config.backend_timeout_secs {
@@ -219,6 +226,7 @@ fn compile_checked(
     let mut prefixes: HashMap<String, &str> = HashMap::new();
     let mut plans_of: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut summary = Summary::default();
+    let mut restrictions = Vec::new();
 
     for api in &config.api {
         check_id("api", &api.id)?;
@@ -250,8 +258,16 @@ fn compile_checked(
             .map_err(|e| format!("api `{}`: {e}", api.id))?;
         plans_of.insert(&api.id, api.plan.iter().map(|p| p.id.as_str()).collect());
         summary.plans += api.plan.len();
+        restrictions.push((
+            api.id.clone(),
+            api.plan
+                .iter()
+                .filter_map(|p| Some((p.id.clone(), p.restrictions.filter(|r| !r.is_empty())?)))
+                .collect(),
+        ));
         let proxy = Proxy::new(prefix.len(), backend, timeout, client.clone());
-        let service = layer.layer(proxy.clone());
+        // The restrictions sit inside the JWT layer: they count only authorised requests.
+        let service = layer.layer(limit.layer(proxy.clone()));
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });
     }
     routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
@@ -331,5 +347,5 @@ fn compile_checked(
     summary.subscriptions = subscriptions.len();
     resolver.replace_all(subscriptions);
 
-    Ok(Compiled { table: RoutingTable { routes, listen, summary }, caches, workers })
+    Ok(Compiled { table: RoutingTable { routes, listen, summary }, restrictions, caches, workers })
 }

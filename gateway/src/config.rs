@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use tower_jwt_plan::limit::Restrictions;
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
 
 use crate::limits::LimitsConfig;
@@ -137,6 +138,11 @@ pub struct PlanConfig {
     /// Accepted `typ` header values.
     #[serde(default)]
     pub token_types: Option<Vec<String>>,
+    /// `[api.plan.restrictions]`: `rate_limit = { limit, period_secs }`, `quota = { limit,
+    /// period = "hour" | "day" | "week" | "month" }`, `spike_arrest = { limit, period_secs }`
+    /// (JWT plans only).
+    #[serde(default)]
+    pub restrictions: Option<Restrictions>,
 }
 
 /// `security = "jwt" | "keyless"`.

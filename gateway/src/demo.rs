@@ -1,6 +1,8 @@
 //! The no-argument demo: an echo upstream, a demo identity provider serving its key as a
 //! JWKS, and the configuration that ties them to one API `echo` at `/echo`. Both servers run on
-//! loopback ports in the background. Imports no other module of the gateway.
+//! loopback ports in the background; [`set_up_catalog`] puts the same API, plan, application
+//! and subscription in a catalog by the source document's steps. Imports no other module of
+//! the gateway.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -13,6 +15,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
+use tower_jwt_plan::catalog::{
+    Catalog, CatalogError, NewApi, NewApplication, NewPlan, NewSubscription, Validation,
+};
+use tower_jwt_plan::definition::JwtDefinition;
 
 /// Where the demo IdP serves its keys.
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
@@ -148,41 +154,33 @@ impl DemoIdp {
     }
 }
 
-/// The demo's configuration, in the file format.
-pub(crate) fn demo_config_text(upstream: SocketAddr, idp: &DemoIdp) -> String {
-    format!(
-        r#"listen = "127.0.0.1:8080"
-
-[[api]]
-id = "echo"
-context_path = "/echo"
-backend = "http://{upstream}"
-
-[[api.plan]]
-id = "gold"
-name = "Gold"
-security = "jwt"
-status = "published"
-algorithms = ["ES256"]
-jwks_url = "{jwks}"
-issuer = "{issuer}"
-audience = "api://echo"
-claims_to_headers = {{ sub = "x-user-id" }}
-
-[[application]]
-id = "app-1"
-client_id = "demo-client"
-
-[[subscription]]
-id = "sub-1"
-api = "echo"
-plan = "gold"
-application = "app-1"
-status = "accepted"
-"#,
-        jwks = idp.jwks_url,
-        issuer = idp.issuer,
-    )
+/// Set up the demo in a catalog by the source document's steps: create the API, a JWT plan
+/// with auto validation, publish it, delete the keyless plan, deploy, create an application
+/// with its client id, subscribe (accepted at once).
+pub async fn set_up_catalog(
+    catalog: &Catalog,
+    upstream: SocketAddr,
+    idp: &DemoIdp,
+) -> Result<(), CatalogError> {
+    let api = NewApi::new("Echo", "/echo", format!("http://{upstream}")).with_id("echo");
+    catalog.create_api(&api).await?;
+    // The API starts with a keyless plan, as a new API does in the source document.
+    catalog
+        .create_plan("echo", &NewPlan::keyless("Default keyless plan").with_id("keyless"))
+        .await?;
+    let mut jwt = JwtDefinition::jwks_url(idp.jwks_url.as_str());
+    jwt.algorithms = Some(vec!["ES256".into()]);
+    jwt.issuer = Some(vec![idp.issuer.clone()]);
+    jwt.audience = Some(vec!["api://echo".into()]);
+    jwt.claims_to_headers = Some([("sub".to_owned(), "x-user-id".to_owned())].into());
+    let gold = NewPlan::jwt("Gold", Validation::Auto, jwt).with_id("gold");
+    catalog.create_plan("echo", &gold).await?;
+    catalog.publish_plan("echo", "gold").await?;
+    catalog.delete_plan("echo", "keyless").await?;
+    catalog.deploy("echo", Some("demo")).await?;
+    catalog
+        .create_application(&NewApplication::new("Demo app", "demo-client").with_id("app-1"))
+        .await?;
+    catalog.subscribe("echo", &NewSubscription::new("app-1", "gold").with_id("sub-1")).await?;
+    Ok(())
 }
-
-// ---------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@
 //! # Your own APIs, from a file; --listen overrides the file's `listen`.
 //! cargo run --release --example gateway -- --config gateway.toml [--listen 127.0.0.1:8080]
 //!
+//! # DB mode: the catalog in SQLite (created if absent) or PostgreSQL (several gateways may
+//! # share it), managed through the management API on --admin-listen (default 127.0.0.1:8081).
+//! GATEWAY_ADMIN_TOKEN=... cargo run --release --example gateway -- --store sqlite:gateway.db
+//!
 //! # Validate a file and exit (0: valid; 1 and a one-line reason on stderr otherwise).
 //! cargo run --release --example gateway -- --config gateway.toml --check
 //!
@@ -69,6 +73,10 @@
 //! propagate_auth_header = true     # optional; false removes Authorization upstream
 //! # leeway_secs = 60, required_scopes = ["read"], scope_mode = "all" | "any",
 //! # user_claim = "sub", extract_claims = true, max_lifetime_secs = 3600, token_types = ["JWT"]
+//!
+//! [api.plan.restrictions]          # optional, JWT plans; 429 past a limit, per subscription
+//! rate_limit = { limit = 100, period_secs = 60 }  # also quota = { limit, period = "month" },
+//! # spike_arrest = { limit, period_secs }; --rate-limit-store redis://... shares the counters
 //!
 //! [[application]]
 //! id = "app-1"
@@ -146,13 +154,16 @@
 //! A request flows [`serve`] (accept, load the current table) -> [`routing`] (route, access
 //! log) -> the API's `JwtPlanLayer` -> [`proxy`] (forward). [`config`] is the file's schema,
 //! [`compile`] turns a [`config::Config`] into a routing table, [`demo`] is the no-argument
-//! demo and [`cli`] the command line. [`limits`] is the `[limits]` table; private modules hold
+//! demo and [`cli`] the command line. [`store`] is DB mode (routing tables from the catalog's
+//! live view) and [`admin`] the management API (its contract is in the README). [`limits`] is the `[limits]` table; private modules hold
 //! the edge (connection limits), the canonical path, the header rules, the watched request
 //! body; [`redact`] hides URL credentials. `ARCHITECTURE.md` beside this crate has the map.
 
+pub mod admin;
 mod body;
 pub mod cli;
 pub mod compile;
+
 pub mod config;
 pub mod demo;
 mod edge;
@@ -163,3 +174,4 @@ pub mod proxy;
 pub mod redact;
 pub mod routing;
 pub mod serve;
+pub mod store;

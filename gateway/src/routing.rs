@@ -15,6 +15,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::ServiceExt;
+use tower_jwt_plan::limit::PlanLimit;
 use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext};
 
 use crate::headers::{drop_underscore_names, has_several_hosts};
@@ -66,7 +67,8 @@ pub(crate) struct Route {
     pub(crate) api: Arc<str>,
     /// The context path without its trailing `/` (`""` for `/`).
     pub(crate) prefix: String,
-    pub(crate) service: JwtPlan<Proxy, InMemoryResolver>,
+    /// The API's `JwtPlanLayer` over the plans' restrictions over the proxy.
+    pub(crate) service: JwtPlan<PlanLimit<Proxy>, InMemoryResolver>,
     /// The same proxy without the layer, used only by `--benchmark-without-plans`.
     pub(crate) proxy: Proxy,
 }

@@ -16,13 +16,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use http::{Request, Response};
 use hyper::body::Incoming;
+use time::OffsetDateTime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower_jwt_plan::JwksCache;
+use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, Restrictions};
 
 use crate::compile::compile;
 use crate::config::{Config, load_config};
@@ -49,6 +51,10 @@ struct Inner {
     limits: Limits,
     /// `--benchmark-without-plans`: bypass the layer.
     unprotected: bool,
+    /// The plans' restrictions, inside every API's layer; its counters outlive reloads.
+    limit: PlanLimitLayer,
+    /// File mode: the configuration now serving and when it was loaded (management reads).
+    served: ArcSwapOption<(Config, OffsetDateTime)>,
 }
 
 /// Build a gateway from a configuration: validate it whole, then start the JWKS workers.
@@ -59,10 +65,21 @@ pub fn build_app(config: &Config) -> Result<Gateway, String> {
 
 /// [`build_app`], optionally without the layer (`--benchmark-without-plans`).
 pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, String> {
+    build_app_limited(config, unprotected, PlanLimitLayer::new(PlanLimits::new()))
+}
+
+/// [`build_app_with`], with the plans' restrictions enforced by `limit` (its counters in
+/// memory or in Redis).
+pub fn build_app_limited(
+    config: &Config,
+    unprotected: bool,
+    limit: PlanLimitLayer,
+) -> Result<Gateway, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
     let client = http_client();
-    let compiled = compile(config, &HashMap::new(), &client)?;
+    let compiled = compile(config, &HashMap::new(), &client, &limit)?;
+    apply_restrictions(&limit, compiled.restrictions);
     let limits = Limits::from_config(&config.limits)?;
     for worker in compiled.workers {
         runtime.spawn(worker.run());
@@ -74,22 +91,54 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
             client,
             limits,
             unprotected,
+            limit,
+            served: ArcSwapOption::from_pointee((config.clone(), OffsetDateTime::now_utc())),
         }),
     })
+}
+
+/// A gateway whose routing tables come from elsewhere (DB mode: the catalog's live view),
+/// starting with the table `first` builds over the gateway's HTTP client.
+pub(crate) fn gateway_for_tables(
+    first: impl FnOnce(&HttpClient, &PlanLimitLayer) -> RoutingTable,
+    limits: Limits,
+    limit: PlanLimitLayer,
+) -> Gateway {
+    let client = http_client();
+    Gateway {
+        inner: Arc::new(Inner {
+            current: ArcSwap::from_pointee(first(&client, &limit)),
+            limit,
+            caches: Mutex::new(HashMap::new()),
+            client,
+            limits,
+            unprotected: false,
+            served: ArcSwapOption::empty(),
+        }),
+    }
+}
+
+/// Put each API's restrictions in the layer's table (an API without any is cleared).
+fn apply_restrictions(limit: &PlanLimitLayer, apis: Vec<(String, Vec<(String, Restrictions)>)>) {
+    for (api, plans) in apis {
+        limit.limits().replace_api(api, plans);
+    }
 }
 
 impl Gateway {
     /// Validate `config` whole and swap it in atomically. On error nothing changes.
     pub fn redeploy(&self, config: &Config) -> Result<Summary, String> {
         let mut caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let compiled = compile(config, &caches, &self.inner.client)?;
+        let compiled = compile(config, &caches, &self.inner.client, &self.inner.limit)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "redeploy must run inside a Tokio runtime".to_owned())?;
         for worker in compiled.workers {
             runtime.spawn(worker.run());
         }
         let summary = compiled.table.summary;
+        apply_restrictions(&self.inner.limit, compiled.restrictions);
         let old = self.inner.current.swap(Arc::new(compiled.table));
+        self.inner.served.store(Some(Arc::new((config.clone(), OffsetDateTime::now_utc()))));
         // Caches no longer used stop their workers once the old table is gone.
         *caches = compiled.caches;
         let new = self.inner.current.load();
@@ -100,6 +149,26 @@ impl Gateway {
             tracing::warn!("`[limits]` changed; the new limits take effect only after a restart");
         }
         Ok(summary)
+    }
+
+    /// Swap in a routing table built elsewhere (DB mode), whole.
+    pub(crate) fn install(&self, table: RoutingTable) {
+        self.inner.current.store(Arc::new(table));
+    }
+
+    /// The plans' restrictions layer shared by every route.
+    pub(crate) fn limit(&self) -> &PlanLimitLayer {
+        &self.inner.limit
+    }
+
+    /// The HTTP client shared by every route.
+    pub(crate) fn client(&self) -> &HttpClient {
+        &self.inner.client
+    }
+
+    /// File mode: the configuration now serving and when it was loaded.
+    pub fn served_config(&self) -> Option<Arc<(Config, OffsetDateTime)>> {
+        self.inner.served.load_full()
     }
 
     /// Counts of the configuration now serving.
@@ -244,7 +313,7 @@ impl Signals {
 async fn reload_on_hangup(mut hangup: Signal, file: Option<PathBuf>, gateway: Gateway) {
     while hangup.recv().await.is_some() {
         let Some(file) = &file else {
-            tracing::warn!("SIGHUP ignored: the demo has no configuration file");
+            tracing::warn!("SIGHUP ignored: no configuration file (demo or --store)");
             continue;
         };
         let shown = file.display().to_string();

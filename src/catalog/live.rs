@@ -1,6 +1,6 @@
 //! [`LiveCatalog`]: the catalog's deployed state in memory, kept current, for enforcement.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -11,6 +11,7 @@ use tokio::sync::watch;
 
 use super::model::{ApplicationStatus, Deployment, PlanSecurity};
 use super::{Catalog, CatalogError, Snapshot};
+use crate::limit::Restrictions;
 use crate::{ConfigError, InMemoryResolver, JwksCache, JwtPlanLayer, SubscriptionResolver};
 
 const LOG_TARGET: &str = "tower_jwt_plan::catalog";
@@ -33,6 +34,9 @@ pub struct DeployedApi {
     pub deployed_at: OffsetDateTime,
     /// The layer enforcing its deployed plans, answering subscriptions from the live view.
     pub layer: JwtPlanLayer<InMemoryResolver>,
+    /// The deployed restrictions, by plan id (plans without any are absent): what a
+    /// [`PlanLimitLayer`](crate::limit::PlanLimitLayer) inside `layer` enforces.
+    pub restrictions: BTreeMap<String, Restrictions>,
 }
 
 impl fmt::Debug for DeployedApi {
@@ -310,6 +314,11 @@ impl Inner {
                 revision: deployment.revision,
                 deployed_at: deployment.deployed_at,
                 layer: layer.clone(),
+                restrictions: def
+                    .plans
+                    .iter()
+                    .filter_map(|p| Some((p.id.clone(), p.restrictions?)))
+                    .collect(),
             });
             layers.insert(id, (deployment, layer));
         }

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 
 use super::CatalogError;
 use crate::definition::JwtDefinition;
+use crate::limit::Restrictions;
 
 /// The same lifecycle types the layer enforces: one definition each, shared with the catalog.
 pub use crate::{PlanStatus, SubscriptionStatus};
@@ -84,6 +85,10 @@ pub struct Plan {
     pub validation: Validation,
     /// The JWT settings: present exactly for JWT plans.
     pub jwt: Option<JwtDefinition>,
+    /// Rate limit, quota and spike arrest of its subscriptions (JWT plans only); `None`:
+    /// unrestricted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restrictions: Option<Restrictions>,
     /// Its status.
     pub status: PlanStatus,
     /// When it was created.
@@ -186,6 +191,9 @@ pub struct DeployedPlan {
     pub status: PlanStatus,
     /// The JWT settings.
     pub jwt: Option<JwtDefinition>,
+    /// Its restrictions, if any (absent in deployments recorded before restrictions existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restrictions: Option<Restrictions>,
 }
 
 /// An API's definition: the API and its non-staging plans (ordered by id). Comparing the
@@ -278,6 +286,9 @@ pub struct NewPlan {
     /// Required for JWT plans, refused for keyless ones.
     #[serde(default)]
     pub jwt: Option<JwtDefinition>,
+    /// Rate limit, quota and spike arrest (JWT plans only); empty restrictions mean `None`.
+    #[serde(default)]
+    pub restrictions: Option<Restrictions>,
 }
 
 impl NewPlan {
@@ -289,7 +300,15 @@ impl NewPlan {
             security: PlanSecurity::Jwt,
             validation,
             jwt: Some(jwt),
+            restrictions: None,
         }
+    }
+
+    /// Restrict the plan's subscriptions (rate limit, quota, spike arrest).
+    #[must_use]
+    pub fn with_restrictions(mut self, restrictions: Restrictions) -> Self {
+        self.restrictions = Some(restrictions);
+        self
     }
 
     /// A keyless plan (it can never be published).
@@ -300,6 +319,7 @@ impl NewPlan {
             security: PlanSecurity::Keyless,
             validation: Validation::Auto,
             jwt: None,
+            restrictions: None,
         }
     }
 

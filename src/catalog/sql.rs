@@ -17,6 +17,7 @@ use super::model::{
 };
 use super::rules::{Tx, WriteError};
 use crate::definition::JwtDefinition;
+use crate::limit::Restrictions;
 
 /// How a transaction is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +109,8 @@ macro_rules! sql_store {
                 let text = |c: &str| row.try_get::<String, _>(c).map_err(store);
                 let status = text("status")?;
                 let jwt: Option<Json<JwtDefinition>> = row.try_get("jwt").map_err(store)?;
+                let restrictions: Option<Json<Restrictions>> =
+                    row.try_get("restrictions").map_err(store)?;
                 Ok(Plan {
                     id: text("id")?,
                     api: text("api")?,
@@ -115,6 +118,7 @@ macro_rules! sql_store {
                     security: security_of(&text("security")?)?,
                     validation: validation_of(&text("validation")?)?,
                     jwt: jwt.map(|j| j.0),
+                    restrictions: restrictions.map(|r| r.0),
                     status: PlanStatus::parse(&status).ok_or_else(|| corrupt("status", &status))?,
                     created_at: from_millis(row.try_get("created_at").map_err(store)?),
                     updated_at: from_millis(row.try_get("updated_at").map_err(store)?),
@@ -243,10 +247,12 @@ macro_rules! sql_store {
             async fn put_plan(&mut self, plan: &Plan, insert: bool) -> Result<(), WriteError> {
                 let sql = if insert {
                     "INSERT INTO plans (id, api, name, security, validation, status, jwt, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+                     created_at, updated_at, restrictions) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
                 } else {
                     "UPDATE plans SET api = $2, name = $3, security = $4, validation = $5, \
-                     status = $6, jwt = $7, created_at = $8, updated_at = $9 WHERE id = $1"
+                     status = $6, jwt = $7, created_at = $8, updated_at = $9, \
+                     restrictions = $10 WHERE id = $1"
                 };
                 sqlx::query(sql)
                     .bind(&plan.id)
@@ -258,6 +264,7 @@ macro_rules! sql_store {
                     .bind(plan.jwt.as_ref().map(Json))
                     .bind(to_millis(plan.created_at))
                     .bind(to_millis(plan.updated_at))
+                    .bind(plan.restrictions.as_ref().map(Json))
                     .execute(&mut *self.tx)
                     .await
                     .map(drop)

@@ -11,12 +11,16 @@
 //!
 //! Every wait is bounded, and child processes are killed when their handle is dropped.
 
+mod admin;
+mod admin_pg;
 mod config;
 mod demo;
 mod edge;
 mod process;
 mod proxying;
+mod readme;
 mod reload;
+mod restrictions;
 mod routing;
 
 use std::convert::Infallible;
@@ -383,9 +387,19 @@ fn command(args: &[&str]) -> tokio::process::Command {
 impl GatewayProcess {
     /// Spawn the binary with `args` (plus `--listen 127.0.0.1:0`) and wait until it listens.
     async fn spawn(args: &[&str]) -> Self {
+        Self::spawn_env(args, &[]).await
+    }
+
+    /// [`GatewayProcess::spawn`] with environment variables.
+    async fn spawn_env(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut all = args.to_vec();
-        all.extend(["--listen", "127.0.0.1:0"]);
-        let mut child = command(&all).spawn().expect("gateway spawns");
+        all.extend(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]);
+        let mut cmd = command(&all);
+        cmd.env_remove("GATEWAY_ADMIN_TOKEN");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let mut child = cmd.spawn().expect("gateway spawns");
         let stdout = collect_lines(child.stdout.take().expect("stdout"));
         let stderr = collect_lines(child.stderr.take().expect("stderr"));
         let mut gateway = Self { child, stdout, stderr, base: String::new() };

@@ -42,6 +42,7 @@ async fn definition_of<T: Tx>(tx: &mut T, api: &Api) -> Result<ApiDefinition, Ca
             validation: p.validation,
             status: p.status,
             jwt: p.jwt,
+            restrictions: p.restrictions,
         })
         .collect();
     Ok(ApiDefinition {

@@ -19,7 +19,16 @@ fn check_plan_fields(input: &NewPlan) -> Result<(), CatalogError> {
             Err(CatalogError::invalid("jwt", "a keyless plan takes no JWT settings"))
         }
         (PlanSecurity::Keyless, None) => Ok(()),
+    }?;
+    if input.security == PlanSecurity::Keyless && restrictions_of(input).is_some() {
+        return Err(CatalogError::invalid("restrictions", "a keyless plan takes no restrictions"));
     }
+    Ok(())
+}
+
+/// The input's restrictions, with empty ones read as none (so they never change the state).
+fn restrictions_of(input: &NewPlan) -> Option<crate::limit::Restrictions> {
+    input.restrictions.filter(|r| !r.is_empty())
 }
 
 pub(crate) async fn create_plan<T: Tx>(
@@ -41,6 +50,7 @@ pub(crate) async fn create_plan<T: Tx>(
         security: input.security,
         validation: input.validation,
         jwt: input.jwt.clone(),
+        restrictions: restrictions_of(input),
         status: PlanStatus::Staging,
         created_at: at,
         updated_at: at,
@@ -80,6 +90,7 @@ pub(crate) async fn update_plan<T: Tx>(
     plan.security = input.security;
     plan.validation = input.validation;
     plan.jwt.clone_from(&input.jwt);
+    plan.restrictions = restrictions_of(input);
     plan.updated_at = now();
     tx.put_plan(&plan, false).await.map_err(|e| e.or(|| CatalogError::store("conflict")))?;
     Ok(plan)

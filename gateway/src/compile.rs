@@ -14,9 +14,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tower::Layer;
+use tower_jwt_plan::definition::{Remotes, SharedRemotes};
 use tower_jwt_plan::{
-    Algorithm, InMemoryResolver, JwksCache, JwksWorker, JwtPlanLayer, JwtSettings, KeySource, Plan,
-    PlanSecurity, PlanStatus, ScopeMode, Subscription,
+    Algorithm, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan, PlanSecurity,
+    PlanStatus, ScopeMode, Subscription,
 };
 
 use crate::config::{Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ScopeModeConfig, SecurityConfig};
@@ -25,16 +26,16 @@ use crate::proxy::{Backend, HttpClient, Proxy, http_client};
 use crate::redact::redact_userinfo;
 use crate::routing::{Route, RoutingTable, Summary};
 
-/// A routing table with the JWKS caches it uses (by URL) and the workers of the new ones.
+/// A routing table with the JWKS caches and revocation lists it uses (one per URL or issuer),
+/// holding the workers of the new ones.
 pub(crate) struct Compiled {
     pub(crate) table: RoutingTable,
-    pub(crate) caches: HashMap<String, JwksCache>,
-    pub(crate) workers: Vec<JwksWorker>,
+    pub(crate) remotes: SharedRemotes,
 }
 
 /// Validate a configuration whole, as `--check` does: nothing is fetched or spawned.
 pub fn check_config(config: &Config) -> Result<Summary, String> {
-    compile(config, &HashMap::new(), &http_client()).map(|c| c.table.summary)
+    compile(config, &SharedRemotes::new(), &http_client()).map(|c| c.table.summary)
 }
 
 fn context_prefix(context_path: &str) -> Result<String, &'static str> {
@@ -59,35 +60,7 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The JWKS cache for `url`: one per URL, reused from the previous table when possible.
-fn jwks_cache(
-    url: &str,
-    known: &HashMap<String, JwksCache>,
-    caches: &mut HashMap<String, JwksCache>,
-    workers: &mut Vec<JwksWorker>,
-) -> Result<JwksCache, String> {
-    if let Some(cache) = caches.get(url) {
-        return Ok(cache.clone());
-    }
-    let cache = match known.get(url) {
-        Some(cache) => cache.clone(),
-        None => {
-            let (cache, worker) =
-                JwksCache::builder(url).build_with_worker().map_err(|e| e.to_string())?;
-            workers.push(worker);
-            cache
-        }
-    };
-    caches.insert(url.to_owned(), cache.clone());
-    Ok(cache)
-}
-
-fn build_plan(
-    plan: &PlanConfig,
-    known: &HashMap<String, JwksCache>,
-    caches: &mut HashMap<String, JwksCache>,
-    workers: &mut Vec<JwksWorker>,
-) -> Result<Plan, String> {
+fn build_plan(plan: &PlanConfig, remotes: &mut SharedRemotes) -> Result<Plan, String> {
     let name = plan.name.clone().unwrap_or_else(|| plan.id.clone());
     let status = PlanStatus::from(plan.status);
     if plan.security == SecurityConfig::Keyless {
@@ -96,6 +69,7 @@ fn build_plan(
             ("jwks_url", plan.jwks_url.is_some()),
             ("public_key_pem", plan.public_key_pem.is_some()),
             ("hmac_secret", plan.hmac_secret.is_some()),
+            ("oidc_issuer", plan.oidc_issuer.is_some()),
             ("issuer", plan.issuer.is_some()),
             ("audience", plan.audience.is_some()),
             ("client_id_claim", plan.client_id_claim.is_some()),
@@ -108,26 +82,39 @@ fn build_plan(
             ("extract_claims", plan.extract_claims.is_some()),
             ("max_lifetime_secs", plan.max_lifetime_secs.is_some()),
             ("token_types", plan.token_types.is_some()),
+            ("revocation_list_url", plan.revocation_list_url.is_some()),
+            ("confirmation", plan.confirmation.is_some()),
         ];
         if let Some((field, _)) = jwt_only.iter().find(|(_, set)| *set) {
             return Err(format!("`{field}` does not apply to a keyless plan"));
         }
         return Ok(Plan::new(plan.id.as_str(), name, status, PlanSecurity::Keyless));
     }
-    let keys = match (&plan.jwks_url, &plan.public_key_pem, &plan.hmac_secret) {
-        (Some(url), None, None) => KeySource::jwks(jwks_cache(url, known, caches, workers)?),
-        (None, Some(pem), None) => {
+    let keys = match (&plan.jwks_url, &plan.public_key_pem, &plan.hmac_secret, &plan.oidc_issuer) {
+        (Some(url), None, None, None) => {
+            KeySource::jwks(remotes.jwks(url).map_err(|e| e.to_string())?)
+        }
+        (None, Some(pem), None, None) => {
             KeySource::public_key_pem(pem).map_err(|e| format!("public_key_pem: {e}"))?
         }
-        (None, None, Some(secret)) => KeySource::hmac_secret(secret.as_bytes()),
+        (None, None, Some(secret), None) => KeySource::hmac_secret(secret.as_bytes()),
+        (None, None, None, Some(issuer)) => {
+            KeySource::jwks(remotes.oidc_issuer(issuer).map_err(|e| format!("oidc_issuer: {e}"))?)
+        }
         _ => {
-            return Err(
-                "a jwt plan needs exactly one of `jwks_url`, `public_key_pem`, `hmac_secret`"
-                    .into(),
-            );
+            return Err("a jwt plan needs exactly one of `jwks_url`, `public_key_pem`, \
+                 `hmac_secret`, `oidc_issuer`"
+                .into());
         }
     };
     let mut settings = JwtSettings::new(keys);
+    if let Some(url) = &plan.revocation_list_url {
+        let list = remotes.revocation_list(url).map_err(|e| format!("revocation_list_url: {e}"))?;
+        settings = settings.revocation_list(list);
+    }
+    if let Some(policy) = plan.confirmation {
+        settings = settings.confirmation(policy.into());
+    }
     if let Some(names) = &plan.algorithms {
         let algorithms = names
             .iter()
@@ -184,13 +171,14 @@ fn build_plan(
     Ok(Plan::jwt(plan.id.as_str(), name, settings).with_status(status))
 }
 
-/// Validate a configuration whole and build its routing table. Nothing is spawned: JWKS
-/// workers of new URLs are returned, to be spawned only if the table is used.
+/// Validate a configuration whole and build its routing table. Nothing is spawned: the
+/// workers of new JWKS caches and revocation lists are returned, to be spawned only if the
+/// table is used; those of `known` still used are reused.
 ///
 /// Errors never show the user info of a URL ([`redact_userinfo`]).
 pub(crate) fn compile(
     config: &Config,
-    known: &HashMap<String, JwksCache>,
+    known: &SharedRemotes,
     client: &HttpClient,
 ) -> Result<Compiled, String> {
     compile_checked(config, known, client).map_err(|e| redact_userinfo(&e))
@@ -198,7 +186,7 @@ pub(crate) fn compile(
 
 fn compile_checked(
     config: &Config,
-    known: &HashMap<String, JwksCache>,
+    known: &SharedRemotes,
     client: &HttpClient,
 ) -> Result<Compiled, String> {
     Limits::from_config(&config.limits)?;
@@ -213,8 +201,7 @@ fn compile_checked(
     }
 
     let resolver = InMemoryResolver::default();
-    let mut caches = HashMap::new();
-    let mut workers = Vec::new();
+    let mut remotes = SharedRemotes::reusing(known);
     let mut routes = Vec::new();
     let mut prefixes: HashMap<String, &str> = HashMap::new();
     let mut plans_of: HashMap<&str, HashSet<&str>> = HashMap::new();
@@ -237,7 +224,7 @@ fn compile_checked(
             .map_err(|r| format!("api `{}`: backend `{}` {r}", api.id, api.backend))?;
         let mut plans = Vec::with_capacity(api.plan.len());
         for plan in &api.plan {
-            let built = build_plan(plan, known, &mut caches, &mut workers)
+            let built = build_plan(plan, &mut remotes)
                 .map_err(|e| format!("api `{}`, plan `{}`: {e}", api.id, plan.id))?;
             plans.push(built);
         }
@@ -331,5 +318,5 @@ fn compile_checked(
     summary.subscriptions = subscriptions.len();
     resolver.replace_all(subscriptions);
 
-    Ok(Compiled { table: RoutingTable { routes, listen, summary }, caches, workers })
+    Ok(Compiled { table: RoutingTable { routes, listen, summary }, remotes })
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use tower_jwt_plan::definition::ConfirmationDefinition;
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
 
 use crate::limits::LimitsConfig;
@@ -92,7 +93,7 @@ pub struct PlanConfig {
     /// Accepted algorithms (default `["RS256"]`).
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
-    /// Remote key set; exclusive with `public_key_pem` and `hmac_secret`.
+    /// Remote key set; exclusive with `public_key_pem`, `hmac_secret` and `oidc_issuer`.
     #[serde(default)]
     pub jwks_url: Option<String>,
     /// One static public key.
@@ -101,6 +102,9 @@ pub struct PlanConfig {
     /// A shared HMAC secret.
     #[serde(default)]
     pub hmac_secret: Option<String>,
+    /// Keys found from this issuer by OpenID Connect Discovery; `issuer` defaults to it.
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
     /// Accepted issuers (a string or an array).
     #[serde(default, deserialize_with = "string_or_list")]
     pub issuer: Option<Vec<String>>,
@@ -137,6 +141,12 @@ pub struct PlanConfig {
     /// Accepted `typ` header values.
     #[serde(default)]
     pub token_types: Option<Vec<String>>,
+    /// Revoked `jti`s from this URL (fail closed: 503 until a first list is loaded).
+    #[serde(default)]
+    pub revocation_list_url: Option<String>,
+    /// Certificate-bound tokens (RFC 8705): `required`, `optional` or `off` (default).
+    #[serde(default)]
+    pub confirmation: Option<ConfirmationDefinition>,
 }
 
 /// `security = "jwt" | "keyless"`.

@@ -8,7 +8,6 @@
 //! `edge` module. Imports [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`],
 //! [`crate::routing`] and [`crate::proxy`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +22,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower_jwt_plan::JwksCache;
+use tower_jwt_plan::definition::SharedRemotes;
 
 use crate::compile::compile;
 use crate::config::{Config, load_config};
@@ -42,8 +42,8 @@ pub struct Gateway {
 
 struct Inner {
     current: ArcSwap<RoutingTable>,
-    /// JWKS caches of the current table, by URL; kept across reloads.
-    caches: Mutex<HashMap<String, JwksCache>>,
+    /// JWKS caches and revocation lists of the current table; kept across reloads.
+    remotes: Mutex<SharedRemotes>,
     client: HttpClient,
     /// Connection limits, fixed at startup.
     limits: Limits,
@@ -62,15 +62,15 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
     let client = http_client();
-    let compiled = compile(config, &HashMap::new(), &client)?;
+    let mut compiled = compile(config, &SharedRemotes::new(), &client)?;
     let limits = Limits::from_config(&config.limits)?;
-    for worker in compiled.workers {
+    for worker in compiled.remotes.take_workers() {
         runtime.spawn(worker.run());
     }
     Ok(Gateway {
         inner: Arc::new(Inner {
             current: ArcSwap::from_pointee(compiled.table),
-            caches: Mutex::new(compiled.caches),
+            remotes: Mutex::new(compiled.remotes),
             client,
             limits,
             unprotected,
@@ -81,17 +81,17 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
 impl Gateway {
     /// Validate `config` whole and swap it in atomically. On error nothing changes.
     pub fn redeploy(&self, config: &Config) -> Result<Summary, String> {
-        let mut caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let compiled = compile(config, &caches, &self.inner.client)?;
+        let mut remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut compiled = compile(config, &remotes, &self.inner.client)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "redeploy must run inside a Tokio runtime".to_owned())?;
-        for worker in compiled.workers {
+        for worker in compiled.remotes.take_workers() {
             runtime.spawn(worker.run());
         }
         let summary = compiled.table.summary;
         let old = self.inner.current.swap(Arc::new(compiled.table));
         // Caches no longer used stop their workers once the old table is gone.
-        *caches = compiled.caches;
+        *remotes = compiled.remotes;
         let new = self.inner.current.load();
         if old.listen != new.listen {
             tracing::warn!("the `listen` address changed; it takes effect only after a restart");
@@ -107,10 +107,10 @@ impl Gateway {
         self.inner.current.load().summary
     }
 
-    /// The JWKS URLs in use, one cache each, sorted.
+    /// The JWKS URLs in use (for an `oidc_issuer`, its metadata URL), one cache each, sorted.
     pub fn jwks_urls(&self) -> Vec<String> {
-        let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut urls: Vec<String> = caches.keys().cloned().collect();
+        let remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut urls: Vec<String> = remotes.jwks_caches().map(|c| c.url().to_owned()).collect();
         urls.sort();
         urls
     }
@@ -118,8 +118,8 @@ impl Gateway {
     /// Wait until every JWKS cache holds keys, or `timeout` passes. Returns whether all do.
     pub async fn wait_for_keys(&self, timeout: Duration) -> bool {
         let caches: Vec<JwksCache> = {
-            let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-            caches.values().cloned().collect()
+            let remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+            remotes.jwks_caches().cloned().collect()
         };
         let deadline = Instant::now() + timeout;
         for cache in caches {

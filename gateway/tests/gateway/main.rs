@@ -18,6 +18,7 @@ mod process;
 mod proxying;
 mod reload;
 mod routing;
+mod standards;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

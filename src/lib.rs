@@ -100,8 +100,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cache;
-mod check;
 pub mod catalog;
+mod check;
 mod confirmation;
 mod context;
 pub mod defaults;

@@ -36,7 +36,7 @@ pub(crate) struct Cli {
     pub(crate) config: Option<PathBuf>,
 
     /// Listen on this address instead of the file's `listen` (default 127.0.0.1:8080).
-    /// Port 0 picks a free port; the actual address is printed as `listening on http://ADDR`.
+    /// Port 0 picks a free port; the actual address is printed as `listening on http://ADDR` (`https://` with `[tls]`).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<SocketAddr>,
 
@@ -128,7 +128,8 @@ async fn run(cli: Cli) -> Result<(), String> {
     if cli.benchmark_without_plans {
         tracing::warn!("--benchmark-without-plans: APIs are served WITHOUT authentication");
     }
-    println!("listening on http://{local}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
     tracing::info!(
         %local,
         summary = %gateway.summary(),

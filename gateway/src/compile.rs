@@ -22,7 +22,7 @@ use tower_jwt_plan::{
 
 use crate::config::{Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ScopeModeConfig, SecurityConfig};
 use crate::limits::Limits;
-use crate::proxy::{Backend, HttpClient, Proxy, http_client};
+use crate::proxy::{Backend, HttpClient, Proxy, http_client_with};
 use crate::redact::redact_userinfo;
 use crate::routing::{Route, RoutingTable, Summary};
 
@@ -35,7 +35,7 @@ pub(crate) struct Compiled {
 
 /// Validate a configuration whole, as `--check` does: nothing is fetched or spawned.
 pub fn check_config(config: &Config) -> Result<Summary, String> {
-    compile(config, &SharedRemotes::new(), &http_client()).map(|c| c.table.summary)
+    compile(config, &SharedRemotes::new(), &http_client_with(None)?).map(|c| c.table.summary)
 }
 
 fn context_prefix(context_path: &str) -> Result<String, &'static str> {
@@ -190,6 +190,9 @@ fn compile_checked(
     client: &HttpClient,
 ) -> Result<Compiled, String> {
     Limits::from_config(&config.limits)?;
+    if let Some(tls) = &config.tls {
+        tls.load()?;
+    }
     let timeout = match config.backend_timeout_secs {
         None => DEFAULT_BACKEND_TIMEOUT,
         Some(0) => return Err("`backend_timeout_secs` must be more than zero".into()),
@@ -222,6 +225,16 @@ fn compile_checked(
         }
         let backend = Backend::parse(&api.backend)
             .map_err(|r| format!("api `{}`: backend `{}` {r}", api.id, api.backend))?;
+        // An API with its own CA gets its own client (and connection pool).
+        let api_client = match &api.backend_ca_file {
+            None => client.clone(),
+            Some(_) if !api.backend.starts_with("https://") => {
+                return Err(format!("api `{}`: backend_ca_file needs an https:// backend", api.id));
+            }
+            Some(path) => {
+                http_client_with(Some(path)).map_err(|e| format!("api `{}`: {e}", api.id))?
+            }
+        };
         let mut plans = Vec::with_capacity(api.plan.len());
         for plan in &api.plan {
             let built = build_plan(plan, &mut remotes)
@@ -237,7 +250,7 @@ fn compile_checked(
             .map_err(|e| format!("api `{}`: {e}", api.id))?;
         plans_of.insert(&api.id, api.plan.iter().map(|p| p.id.as_str()).collect());
         summary.plans += api.plan.len();
-        let proxy = Proxy::new(prefix.len(), backend, timeout, client.clone());
+        let proxy = Proxy::new(prefix.len(), backend, timeout, api_client);
         let service = layer.layer(proxy.clone());
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });
     }

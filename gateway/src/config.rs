@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -17,6 +17,7 @@ use tower_jwt_plan::definition::ConfirmationDefinition;
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
 
 use crate::limits::LimitsConfig;
+use crate::tls::TlsConfig;
 
 /// Listen address when neither `--listen` nor the file's `listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -36,6 +37,9 @@ pub struct Config {
     /// Connection limits (`[limits]`); see [`crate::limits`].
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Serve HTTPS (`[tls]`); see [`crate::tls`]. Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The APIs (`[[api]]`).
     #[serde(default)]
     pub api: Vec<ApiConfig>,
@@ -69,8 +73,11 @@ pub struct ApiConfig {
     pub id: String,
     /// Where the API is served (`/echo` serves `/echo` and `/echo/...`); removed upstream.
     pub context_path: String,
-    /// `http://host[:port][/base/path]`.
+    /// `http://` or `https://host[:port][/base/path]`.
     pub backend: String,
+    /// PEM file of a CA trusted for this API's `https://` backend, besides the system's roots.
+    #[serde(default)]
+    pub backend_ca_file: Option<PathBuf>,
     /// The API's plans (`[[api.plan]]`).
     #[serde(default)]
     pub plan: Vec<PlanConfig>,

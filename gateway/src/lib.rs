@@ -163,3 +163,4 @@ pub mod proxy;
 pub mod redact;
 pub mod routing;
 pub mod serve;
+pub mod tls;

@@ -28,8 +28,9 @@ use crate::compile::compile;
 use crate::config::{Config, load_config};
 use crate::edge::{self, Admission};
 use crate::limits::Limits;
-use crate::proxy::{Body, HttpClient, http_client};
+use crate::proxy::{Body, HttpClient, http_client_with};
 use crate::routing::{RoutingTable, Summary};
+use crate::tls::{ListenerTls, TlsListener};
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -47,6 +48,8 @@ struct Inner {
     client: HttpClient,
     /// Connection limits, fixed at startup.
     limits: Limits,
+    /// The listener's TLS, when `[tls]` was set at startup; its files are re-read on redeploy.
+    tls: Option<TlsListener>,
     /// `--benchmark-without-plans`: bypass the layer.
     unprotected: bool,
 }
@@ -61,9 +64,10 @@ pub fn build_app(config: &Config) -> Result<Gateway, String> {
 pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
-    let client = http_client();
+    let client = http_client_with(None)?;
     let mut compiled = compile(config, &SharedRemotes::new(), &client)?;
     let limits = Limits::from_config(&config.limits)?;
+    let tls = config.tls.as_ref().map(TlsListener::new).transpose()?;
     for worker in compiled.remotes.take_workers() {
         runtime.spawn(worker.run());
     }
@@ -73,6 +77,7 @@ pub fn build_app_with(config: &Config, unprotected: bool) -> Result<Gateway, Str
             remotes: Mutex::new(compiled.remotes),
             client,
             limits,
+            tls,
             unprotected,
         }),
     })
@@ -85,6 +90,11 @@ impl Gateway {
         let mut compiled = compile(config, &remotes, &self.inner.client)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "redeploy must run inside a Tokio runtime".to_owned())?;
+        match (&self.inner.tls, &config.tls) {
+            (Some(listener), Some(tls)) => listener.reload(tls)?,
+            (None, None) => {}
+            _ => tracing::warn!("`[tls]` was added or removed; that takes a restart"),
+        }
         for worker in compiled.remotes.take_workers() {
             runtime.spawn(worker.run());
         }
@@ -194,11 +204,39 @@ async fn serve_connection(
     permit: OwnedSemaphorePermit,
 ) {
     let limits = gateway.inner.limits;
-    let service = hyper::service::service_fn(move |req| {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = gateway.inner.tls.clone() else {
+        let service = hyper::service::service_fn(move |req| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+        });
+        edge::serve_connection(stream, peer, limits, service, stop, permit).await;
+        return;
+    };
+    let mut stopping = stop.clone();
+    let accepted = tokio::select! {
+        accepted = tls.accept(stream, limits.first_bytes_timeout) => accepted,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+            return;
+        }
+    };
+    let certificate = accepted.client_certificate;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let gateway = gateway.clone();
+        // The verified certificate of this connection, for plans with `confirmation`; a value
+        // a client sent in a header never becomes one.
+        req.extensions_mut().insert(ListenerTls);
+        if let Some(certificate) = &certificate {
+            req.extensions_mut().insert(certificate.clone());
+        }
         async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
     });
-    edge::serve_connection(stream, peer, limits, service, stop, permit).await;
+    edge::serve_connection(accepted.stream, peer, limits, service, stop, permit).await;
 }
 
 /// The signals the gateway obeys: SIGHUP reloads, SIGTERM and SIGINT stop.

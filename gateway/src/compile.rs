@@ -17,10 +17,13 @@ use tower::Layer;
 use tower_jwt_plan::definition::{Remotes, SharedRemotes};
 use tower_jwt_plan::{
     Algorithm, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan, PlanSecurity,
-    PlanStatus, ScopeMode, Subscription,
+    PlanStatus, ProtectedResourceMetadata, ScopeMode, Subscription,
 };
 
-use crate::config::{Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ScopeModeConfig, SecurityConfig};
+use crate::config::{
+    Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ResourceMetadataConfig, ScopeModeConfig,
+    SecurityConfig,
+};
 use crate::limits::Limits;
 use crate::proxy::{Backend, HttpClient, Proxy, http_client_with};
 use crate::redact::redact_userinfo;
@@ -58,6 +61,32 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
         return Err(format!("{kind} id must not be empty"));
     }
     Ok(())
+}
+
+/// The RFC 9728 document of an API at `prefix`, and the path it is served at.
+fn resource_metadata(
+    config: &ResourceMetadataConfig,
+    prefix: &str,
+) -> Result<(String, ProtectedResourceMetadata, String), String> {
+    let mut metadata = ProtectedResourceMetadata::new(config.resource.as_str());
+    for server in &config.authorization_servers {
+        metadata = metadata.authorization_server(server.as_str());
+    }
+    for scope in &config.scopes_supported {
+        metadata = metadata.scope(scope.as_str());
+    }
+    let url = metadata.well_known_url().map_err(|e| format!("resource_metadata: {e}"))?;
+    let path = config
+        .resource
+        .parse::<http::Uri>()
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .map_err(|_| "resource_metadata: `resource` is not a URL".to_owned())?;
+    if path != prefix {
+        return Err(format!(
+            "resource_metadata: the path of `resource` ({path:?}) must be the context path"
+        ));
+    }
+    Ok((format!("/.well-known/oauth-protected-resource{prefix}"), metadata, url))
 }
 
 fn build_plan(plan: &PlanConfig, remotes: &mut SharedRemotes) -> Result<Plan, String> {
@@ -206,6 +235,7 @@ fn compile_checked(
     let resolver = InMemoryResolver::default();
     let mut remotes = SharedRemotes::reusing(known);
     let mut routes = Vec::new();
+    let mut metadata = Vec::new();
     let mut prefixes: HashMap<String, &str> = HashMap::new();
     let mut plans_of: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut summary = Summary::default();
@@ -243,8 +273,14 @@ fn compile_checked(
         }
         // Checks plan ids (empty, duplicate), keyless plans that would serve, algorithms
         // against keys, claim header names.
-        let layer = JwtPlanLayer::builder(api.id.as_str())
-            .plans(plans)
+        let mut builder = JwtPlanLayer::builder(api.id.as_str()).plans(plans);
+        if let Some(config) = &api.resource_metadata {
+            let (path, document, url) =
+                resource_metadata(config, &prefix).map_err(|e| format!("api `{}`: {e}", api.id))?;
+            builder = builder.resource_metadata(url);
+            metadata.push((path, document.service()));
+        }
+        let layer = builder
             .resolver(resolver.clone())
             .build()
             .map_err(|e| format!("api `{}`: {e}", api.id))?;
@@ -331,5 +367,5 @@ fn compile_checked(
     summary.subscriptions = subscriptions.len();
     resolver.replace_all(subscriptions);
 
-    Ok(Compiled { table: RoutingTable { routes, listen, summary }, remotes })
+    Ok(Compiled { table: RoutingTable { routes, metadata, listen, summary }, remotes })
 }

@@ -78,9 +78,28 @@ pub struct ApiConfig {
     /// PEM file of a CA trusted for this API's `https://` backend, besides the system's roots.
     #[serde(default)]
     pub backend_ca_file: Option<PathBuf>,
+    /// Protected-resource metadata (RFC 9728), opt-in. Default: none.
+    #[serde(default)]
+    pub resource_metadata: Option<ResourceMetadataConfig>,
     /// The API's plans (`[[api.plan]]`).
     #[serde(default)]
     pub plan: Vec<PlanConfig>,
+}
+
+/// An API's `resource_metadata` table (RFC 9728): the document served at
+/// `/.well-known/oauth-protected-resource<context_path>`, named in every 401 challenge.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceMetadataConfig {
+    /// The API's public URL, the resource identifier (e.g. `https://api.example/echo`); its
+    /// path must be the context path.
+    pub resource: String,
+    /// Issuers of the API's tokens. Default: none.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes clients may ask for. Default: none.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
 }
 
 /// One `[[api.plan]]`. Not `Debug`: it may hold an HMAC secret. The optional keys map to the

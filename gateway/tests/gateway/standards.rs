@@ -122,3 +122,70 @@ fn new_plan_keys_schema() {
     .expect_err("keyless");
     assert!(keyless.contains("`confirmation` does not apply to a keyless plan"), "{keyless}");
 }
+
+#[tokio::test]
+async fn protected_resource_metadata_through_the_binary() {
+    let f = Fixture::start().await;
+    let metadata = format!(
+        "resource_metadata = {{ resource = \"https://api.example/echo\", authorization_servers = [\"{}\"], scopes_supported = [\"read\"] }}\n",
+        f.idp.issuer
+    );
+    let api = f.api("echo", "/echo", "", &f.jwt_plan("gold", "")).replacen(
+        "\n\n",
+        &format!("\n{metadata}\n"),
+        1,
+    );
+    let text =
+        [api, f.api("root", "/", "", &f.jwt_plan("gold", "")), app("app-1", "client-1")].concat();
+    let config = f.write("metadata.toml", &text);
+    let gateway = GatewayProcess::spawn(&["--config", config.to_str().expect("utf-8")]).await;
+
+    // The document, without a token, even with an API at `/`.
+    let doc =
+        get(&format!("{}/.well-known/oauth-protected-resource/echo", gateway.base), None).await;
+    assert_eq!(doc.status, StatusCode::OK, "{:?}", doc.body);
+    assert_eq!(doc.headers["content-type"], "application/json");
+    assert_eq!(
+        doc.json(),
+        json!({
+            "resource": "https://api.example/echo",
+            "authorization_servers": [f.idp.issuer],
+            "scopes_supported": ["read"],
+            "bearer_methods_supported": ["header"],
+        })
+    );
+    // 401 challenges point to it.
+    let refused = get(&format!("{}/echo/x", gateway.base), None).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let challenge = refused.headers["www-authenticate"].to_str().expect("ascii");
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"https://api.example/.well-known/oauth-protected-resource/echo\""
+        ),
+        "{challenge}"
+    );
+    // An API without the table: no document (the `/` API answers), no parameter.
+    let other = get(&format!("{}/x", gateway.base), None).await;
+    assert_eq!(other.status, StatusCode::UNAUTHORIZED);
+    let plain = other.headers["www-authenticate"].to_str().expect("ascii");
+    assert!(!plain.contains("resource_metadata"), "{plain}");
+}
+
+#[test]
+fn resource_metadata_schema() {
+    let api = |table: &str| {
+        format!(
+            "[[api]]\nid = \"a\"\ncontext_path = \"/a\"\nbackend = \"http://127.0.0.1:1\"\n\
+             resource_metadata = {table}\n"
+        )
+    };
+    let check = |text: &str| parse_config(text).and_then(|config| check_config(&config));
+    check(&api("{ resource = \"https://api.example/a/\" }")).expect("valid");
+    let path = check(&api("{ resource = \"https://api.example/b\" }")).expect_err("other path");
+    assert!(path.contains("must be the context path"), "{path}");
+    let scheme = check(&api("{ resource = \"urn:x\" }")).expect_err("not https");
+    assert!(scheme.contains("resource_metadata"), "{scheme}");
+    let unknown = check(&api("{ resource = \"https://api.example/a\", colour = 1 }"))
+        .expect_err("unknown key");
+    assert!(unknown.contains("unknown field `colour`"), "{unknown}");
+}

@@ -5,8 +5,10 @@
 //! Each request loads the table once, so it sees the old configuration or the new one, never
 //! a mix. Another listener (an admin API, say) would be one more accept loop here over the same
 //! `Gateway`. Each connection is served under the startup [`crate::limits`] by the private
-//! `edge` module. Imports [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`],
-//! [`crate::routing`] and [`crate::proxy`].
+//! `edge` module; with `[tls]`, after a TLS handshake bounded by `first_bytes_timeout`, and each
+//! request carries the connection's verified client certificate ([`crate::tls`]). Imports
+//! [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`], [`crate::routing`],
+//! [`crate::proxy`] and [`crate::tls`].
 
 use std::convert::Infallible;
 use std::future::Future;

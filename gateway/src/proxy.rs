@@ -2,7 +2,7 @@
 //! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
-//! rules, shared with [`crate::routing`]. Imports [`crate::body`], [`crate::headers`] and
+//! rules, shared with [`crate::routing`]. Imports `body`, `headers` and
 //! [`crate::tls`] (the https connector, the listener's TLS marker).
 
 use std::convert::Infallible;

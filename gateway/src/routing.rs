@@ -3,8 +3,8 @@
 //!
 //! A `RoutingTable` is immutable: [`crate::compile`] builds one from a configuration and
 //! [`crate::serve`] swaps it in whole. Routes are matched on the canonical path of
-//! [`crate::path`] (its rule is documented there). Imports [`crate::proxy`], [`crate::path`]
-//! and [`crate::headers`].
+//! `path` (its rule is documented there). Imports [`crate::proxy`], `path`
+//! and `headers`.
 
 use std::fmt;
 use std::net::SocketAddr;

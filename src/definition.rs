@@ -16,9 +16,8 @@
 //!     "claims_to_headers": {"sub": "x-user-id"},
 //! }))?;
 //! def.validate()?;
-//! let plan = def.compile_plan("gold", "Gold", tower_jwt_plan::PlanStatus::Published, &mut |_url: &str| {
-//!     unreachable!("no JWKS URL in this plan")
-//! })?;
+//! let mut remotes = tower_jwt_plan::definition::SharedRemotes::new();
+//! let plan = def.compile_plan("gold", "Gold", tower_jwt_plan::PlanStatus::Published, &mut remotes)?;
 //! assert_eq!(plan.id(), "gold");
 //!
 //! let both: JwtDefinition = serde_json::from_value(serde_json::json!({
@@ -28,15 +27,20 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
-use crate::{Algorithm, ConfigError, JwksCache, JwtSettings, KeySource, Plan, PlanSet, ScopeMode};
+use crate::{
+    Algorithm, ConfigError, Confirmation, JwksCache, JwtSettings, KeySource, Plan, PlanSet,
+    RevocationList, ScopeMode,
+};
 
 /// Whether every required scope must be present (`all`, the default) or one is enough (`any`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -46,6 +50,29 @@ pub enum ScopeModeDefinition {
     All,
     /// At least one required scope.
     Any,
+}
+
+/// `confirmation = "required" | "optional" | "off"`: certificate-bound tokens (RFC 8705), see
+/// [`Confirmation`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConfirmationDefinition {
+    /// Every token must carry `cnf.x5t#S256` matching the client certificate.
+    Required,
+    /// A token with `cnf.x5t#S256` must match the client certificate; others pass.
+    Optional,
+    /// `cnf` is not checked.
+    Off,
+}
+
+impl From<ConfirmationDefinition> for Confirmation {
+    fn from(value: ConfirmationDefinition) -> Self {
+        match value {
+            ConfirmationDefinition::Required => Confirmation::Required,
+            ConfirmationDefinition::Optional => Confirmation::Optional,
+            ConfirmationDefinition::Off => Confirmation::Off,
+        }
+    }
 }
 
 /// The JWT settings of one plan, as data. Unknown keys are refused when parsing.
@@ -62,7 +89,8 @@ pub struct JwtDefinition {
     /// Accepted algorithms, e.g. `["RS256", "ES256"]`. Default: `["RS256"]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub algorithms: Option<Vec<String>>,
-    /// Keys from this JWKS URL. Exactly one of `jwks_url`, `public_key_pem`, `hmac_secret`.
+    /// Keys from this JWKS URL. Exactly one of `jwks_url`, `public_key_pem`, `hmac_secret`,
+    /// `oidc_issuer`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwks_url: Option<String>,
     /// One PEM public key.
@@ -71,7 +99,12 @@ pub struct JwtDefinition {
     /// A shared HMAC secret (its UTF-8 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hmac_secret: Option<String>,
-    /// Accepted issuers: a string or an array. Default: any issuer.
+    /// Keys found from this issuer by OpenID Connect Discovery (RFC 8414 as a fallback), see
+    /// [`JwksCache::from_issuer`]. The plan's `issuer` defaults to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oidc_issuer: Option<String>,
+    /// Accepted issuers: a string or an array. Default: any issuer (with `oidc_issuer`: that
+    /// issuer).
     #[serde(default, deserialize_with = "string_or_list", skip_serializing_if = "Option::is_none")]
     pub issuer: Option<Vec<String>>,
     /// Accepted audiences: a string or an array. Default: any audience.
@@ -107,6 +140,13 @@ pub struct JwtDefinition {
     /// Accepted `typ` header values. Default: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_types: Option<Vec<String>>,
+    /// Revoked `jti`s from this URL, see [`RevocationList`] (fail closed: 503 until a first
+    /// list is loaded). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_list_url: Option<String>,
+    /// Certificate-bound tokens (RFC 8705). Default: `off`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<ConfirmationDefinition>,
 }
 
 /// Why a [`JwtDefinition`] was refused: the key at fault and the reason.
@@ -154,55 +194,77 @@ impl JwtDefinition {
     /// Check the definition whole, without fetching anything: exactly one key source, known
     /// algorithms fitting the key, a usable JWKS URL or PEM key, header names, scope mode.
     pub fn validate(&self) -> Result<(), DefinitionError> {
-        let mut jwks = |url: &str| {
-            // Built without its worker, so nothing is fetched and nothing is spawned.
-            JwksCache::builder(url).build_with_worker().map(|(cache, _worker)| cache)
-        };
-        let plan = self.compile_plan("check", "check", crate::PlanStatus::Staging, &mut jwks)?;
+        // Its workers are dropped unspawned, so nothing is fetched.
+        let mut remotes = SharedRemotes::new();
+        let plan = self.compile_plan("check", "check", crate::PlanStatus::Staging, &mut remotes)?;
         PlanSet::new(vec![plan])
             .map_err(|e| DefinitionError::from_config(e, self.source_field()))?;
         Ok(())
     }
 
-    /// Build a [`Plan`] with these settings. `jwks` gives the cache for a JWKS URL, so that
-    /// plans sharing a URL can share one cache.
+    /// Build a [`Plan`] with these settings. `remotes` gives the JWKS caches and revocation
+    /// lists, so that plans sharing a URL can share one (see [`SharedRemotes`]).
     pub fn compile_plan(
         &self,
         id: &str,
         name: &str,
         status: crate::PlanStatus,
-        jwks: &mut dyn FnMut(&str) -> Result<JwksCache, ConfigError>,
+        remotes: &mut dyn Remotes,
     ) -> Result<Plan, DefinitionError> {
-        let settings = self.compile(jwks)?;
+        let settings = self.compile(remotes)?;
         Ok(Plan::jwt(id, name, settings).with_status(status))
     }
 
-    /// Build the [`JwtSettings`]. `jwks` gives the cache for a JWKS URL.
-    pub fn compile(
-        &self,
-        jwks: &mut dyn FnMut(&str) -> Result<JwksCache, ConfigError>,
-    ) -> Result<JwtSettings, DefinitionError> {
-        let keys = match (&self.jwks_url, &self.public_key_pem, &self.hmac_secret) {
-            (Some(url), None, None) => {
-                KeySource::jwks(jwks(url).map_err(|e| DefinitionError::from_config(e, "jwks_url"))?)
-            }
-            (None, Some(pem), None) => KeySource::public_key_pem(pem)
-                .map_err(|e| DefinitionError::new("public_key_pem", e.to_string()))?,
-            (None, None, Some(secret)) => KeySource::hmac_secret(secret.as_bytes()),
-            (None, None, None) => {
+    /// Build the [`JwtSettings`]. `remotes` gives the JWKS caches and revocation lists.
+    pub fn compile(&self, remotes: &mut dyn Remotes) -> Result<JwtSettings, DefinitionError> {
+        let sources = [
+            self.jwks_url.is_some(),
+            self.public_key_pem.is_some(),
+            self.hmac_secret.is_some(),
+            self.oidc_issuer.is_some(),
+        ];
+        match sources.iter().filter(|set| **set).count() {
+            0 => {
                 return Err(DefinitionError::new(
                     "jwks_url",
-                    "a jwt plan needs exactly one of `jwks_url`, `public_key_pem`, `hmac_secret`",
+                    format!("a jwt plan needs exactly one of {KEY_SOURCES}"),
                 ));
             }
+            1 => {}
             _ => {
                 return Err(DefinitionError::new(
                     self.source_field(),
-                    "only one of `jwks_url`, `public_key_pem`, `hmac_secret` may be set",
+                    format!("only one of {KEY_SOURCES} may be set"),
                 ));
             }
+        }
+        let keys = if let Some(url) = &self.jwks_url {
+            KeySource::jwks(
+                remotes.jwks(url).map_err(|e| DefinitionError::from_config(e, "jwks_url"))?,
+            )
+        } else if let Some(pem) = &self.public_key_pem {
+            KeySource::public_key_pem(pem)
+                .map_err(|e| DefinitionError::new("public_key_pem", e.to_string()))?
+        } else if let Some(secret) = &self.hmac_secret {
+            KeySource::hmac_secret(secret.as_bytes())
+        } else {
+            let issuer = self.oidc_issuer.as_deref().unwrap_or_default();
+            KeySource::jwks(
+                remotes
+                    .oidc_issuer(issuer)
+                    .map_err(|e| DefinitionError::new("oidc_issuer", e.to_string()))?,
+            )
         };
         let mut settings = JwtSettings::new(keys);
+        if let Some(url) = &self.revocation_list_url {
+            let list = remotes
+                .revocation_list(url)
+                .map_err(|e| DefinitionError::new("revocation_list_url", e.to_string()))?;
+            settings = settings.revocation_list(list);
+        }
+        if let Some(policy) = self.confirmation {
+            settings = settings.confirmation(policy.into());
+        }
         if let Some(names) = &self.algorithms {
             let algorithms = names
                 .iter()
@@ -265,6 +327,7 @@ impl JwtDefinition {
             ("jwks_url", self.jwks_url.is_some()),
             ("public_key_pem", self.public_key_pem.is_some()),
             ("hmac_secret", self.hmac_secret.is_some()),
+            ("oidc_issuer", self.oidc_issuer.is_some()),
             ("issuer", self.issuer.is_some()),
             ("audience", self.audience.is_some()),
             ("client_id_claim", self.client_id_claim.is_some()),
@@ -277,6 +340,8 @@ impl JwtDefinition {
             ("extract_claims", self.extract_claims.is_some()),
             ("max_lifetime_secs", self.max_lifetime_secs.is_some()),
             ("token_types", self.token_types.is_some()),
+            ("revocation_list_url", self.revocation_list_url.is_some()),
+            ("confirmation", self.confirmation.is_some()),
         ];
         keys.into_iter().find(|(_, set)| *set).map(|(key, _)| key)
     }
@@ -289,6 +354,8 @@ impl JwtDefinition {
             "public_key_pem"
         } else if self.hmac_secret.is_some() {
             "hmac_secret"
+        } else if self.oidc_issuer.is_some() {
+            "oidc_issuer"
         } else {
             "jwks_url"
         }
@@ -302,9 +369,161 @@ impl fmt::Debug for JwtDefinition {
             .field("jwks_url", &self.jwks_url)
             .field("public_key_pem", &self.public_key_pem.as_ref().map(|_| "[pem]"))
             .field("hmac_secret", &self.hmac_secret.as_ref().map(|_| "[redacted]"))
+            .field("oidc_issuer", &self.oidc_issuer)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
+            .field("revocation_list_url", &self.revocation_list_url)
+            .field("confirmation", &self.confirmation)
             .finish_non_exhaustive()
+    }
+}
+
+const KEY_SOURCES: &str = "`jwks_url`, `public_key_pem`, `hmac_secret`, `oidc_issuer`";
+
+/// Where a definition's remote documents come from: the JWKS cache of a URL or of an issuer,
+/// and the revocation list of a URL. [`SharedRemotes`] shares one per URL.
+pub trait Remotes {
+    /// The cache of keys at this JWKS URL.
+    fn jwks(&mut self, url: &str) -> Result<JwksCache, ConfigError>;
+    /// The cache of keys found from this issuer ([`JwksCache::from_issuer`]).
+    fn oidc_issuer(&mut self, issuer: &str) -> Result<JwksCache, ConfigError>;
+    /// The revocation list at this URL.
+    fn revocation_list(&mut self, url: &str) -> Result<RevocationList, ConfigError>;
+}
+
+/// The background task of a cache or list built by [`SharedRemotes`]; spawn
+/// [`run`](Self::run) for anything to be fetched.
+#[must_use = "the worker does nothing unless spawned"]
+pub struct RemoteWorker {
+    url: String,
+    run: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+impl RemoteWorker {
+    /// Run until the last handle of its cache or list is dropped.
+    pub async fn run(self) {
+        self.run.await;
+    }
+}
+
+impl fmt::Debug for RemoteWorker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteWorker").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// [`Remotes`] sharing one JWKS cache per URL (or issuer) and one revocation list per URL,
+/// with every default setting. New ones are built with their workers handed back
+/// ([`take_workers`](Self::take_workers)), so building spawns nothing and needs no runtime.
+///
+/// ```
+/// use tower_jwt_plan::definition::{JwtDefinition, Remotes, SharedRemotes};
+///
+/// let mut remotes = SharedRemotes::new();
+/// let a = remotes.jwks("https://idp.example/jwks")?;
+/// let b = remotes.jwks("https://idp.example/jwks")?;
+/// assert_eq!(a.url(), b.url());
+/// assert_eq!(remotes.take_workers().len(), 1);
+///
+/// // A later compile reuses what is still used, and builds only what is new.
+/// let mut next = SharedRemotes::reusing(&remotes);
+/// next.jwks("https://idp.example/jwks")?;
+/// assert!(next.take_workers().is_empty());
+/// # Ok::<(), tower_jwt_plan::ConfigError>(())
+/// ```
+#[derive(Debug, Default)]
+pub struct SharedRemotes {
+    jwks: HashMap<String, JwksCache>,
+    issuers: HashMap<String, JwksCache>,
+    lists: HashMap<String, RevocationList>,
+    known: Option<Box<SharedRemotes>>,
+    workers: Vec<RemoteWorker>,
+}
+
+impl SharedRemotes {
+    /// Nothing shared yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Start from the caches and lists of `previous`: those asked for again are reused (their
+    /// workers keep running), the others are left out.
+    pub fn reusing(previous: &SharedRemotes) -> Self {
+        let known = SharedRemotes {
+            jwks: previous.jwks.clone(),
+            issuers: previous.issuers.clone(),
+            lists: previous.lists.clone(),
+            ..Self::default()
+        };
+        Self { known: Some(Box::new(known)), ..Self::default() }
+    }
+
+    /// The workers of the caches and lists built since the last call, to spawn.
+    pub fn take_workers(&mut self) -> Vec<RemoteWorker> {
+        std::mem::take(&mut self.workers)
+    }
+
+    /// The JWKS caches in use (by JWKS URL, then by issuer).
+    pub fn jwks_caches(&self) -> impl Iterator<Item = &JwksCache> {
+        self.jwks.values().chain(self.issuers.values())
+    }
+
+    /// The revocation lists in use.
+    pub fn revocation_lists(&self) -> impl Iterator<Item = &RevocationList> {
+        self.lists.values()
+    }
+}
+
+impl Remotes for SharedRemotes {
+    fn jwks(&mut self, url: &str) -> Result<JwksCache, ConfigError> {
+        if let Some(cache) = self.jwks.get(url) {
+            return Ok(cache.clone());
+        }
+        let cache = match self.known.as_ref().and_then(|k| k.jwks.get(url)) {
+            Some(cache) => cache.clone(),
+            None => {
+                let (cache, worker) = JwksCache::builder(url).build_with_worker()?;
+                self.workers
+                    .push(RemoteWorker { url: url.to_owned(), run: Box::pin(worker.run()) });
+                cache
+            }
+        };
+        self.jwks.insert(url.to_owned(), cache.clone());
+        Ok(cache)
+    }
+
+    fn oidc_issuer(&mut self, issuer: &str) -> Result<JwksCache, ConfigError> {
+        if let Some(cache) = self.issuers.get(issuer) {
+            return Ok(cache.clone());
+        }
+        let cache = match self.known.as_ref().and_then(|k| k.issuers.get(issuer)) {
+            Some(cache) => cache.clone(),
+            None => {
+                let (cache, worker) = JwksCache::from_issuer(issuer).build_with_worker()?;
+                let url = issuer.to_owned();
+                self.workers.push(RemoteWorker { url, run: Box::pin(worker.run()) });
+                cache
+            }
+        };
+        self.issuers.insert(issuer.to_owned(), cache.clone());
+        Ok(cache)
+    }
+
+    fn revocation_list(&mut self, url: &str) -> Result<RevocationList, ConfigError> {
+        if let Some(list) = self.lists.get(url) {
+            return Ok(list.clone());
+        }
+        let list = match self.known.as_ref().and_then(|k| k.lists.get(url)) {
+            Some(list) => list.clone(),
+            None => {
+                let (list, worker) = RevocationList::builder(url).build_with_worker()?;
+                self.workers
+                    .push(RemoteWorker { url: url.to_owned(), run: Box::pin(worker.run()) });
+                list
+            }
+        };
+        self.lists.insert(url.to_owned(), list.clone());
+        Ok(list)
     }
 }
 
@@ -393,5 +612,69 @@ mod tests {
         assert_eq!(JwtDefinition::default().first_key(), None);
         let scoped = parse(json!({"leeway_secs": 5, "scope_mode": "any"})).unwrap();
         assert_eq!(scoped.first_key(), Some("scope_mode"));
+    }
+
+    #[test]
+    fn oidc_issuer_revocation_and_confirmation() {
+        let def = parse(json!({
+            "oidc_issuer": "https://idp.example/realms/main",
+            "revocation_list_url": "https://idp.example/revoked",
+            "confirmation": "required",
+        }))
+        .unwrap();
+        def.validate().unwrap();
+        let mut remotes = SharedRemotes::new();
+        let settings = def.compile(&mut remotes).unwrap();
+        // The plan's issuer defaults to the discovery issuer; `issuer` replaces it.
+        assert_eq!(settings.issuers(), ["https://idp.example/realms/main"]);
+        assert_eq!(settings.confirmation, Confirmation::Required);
+        assert!(settings.revocation.is_some());
+        let mut other = def.clone();
+        other.issuer = Some(vec!["https://other.example".into()]);
+        assert_eq!(other.compile(&mut remotes).unwrap().issuers(), ["https://other.example"]);
+        // One cache per issuer and one list per URL, shared by both plans.
+        assert_eq!(remotes.take_workers().len(), 2);
+        assert_eq!(remotes.jwks_caches().count(), 1);
+        assert_eq!(remotes.revocation_lists().count(), 1);
+        let mut next = SharedRemotes::reusing(&remotes);
+        def.compile(&mut next).unwrap();
+        assert!(next.take_workers().is_empty());
+
+        assert_eq!(JwtDefinition::default().compile(&mut remotes).unwrap_err().field(), "jwks_url");
+        let off = parse(json!({"jwks_url": "https://i/j", "confirmation": "off"})).unwrap();
+        assert_eq!(off.compile(&mut remotes).unwrap().confirmation, Confirmation::Off);
+        let optional = parse(json!({"jwks_url": "https://i/j", "confirmation": "optional"}));
+        assert_eq!(optional.unwrap().first_key(), Some("jwks_url"));
+        assert!(parse(json!({"jwks_url": "https://i/j", "confirmation": "maybe"})).is_err());
+        assert!(parse(json!({"jwks_url": "https://i/j", "confirmation": true})).is_err());
+        let round = serde_json::to_value(&def).unwrap();
+        assert_eq!(round["confirmation"], "required");
+        assert_eq!(parse(round).unwrap(), def);
+    }
+
+    #[test]
+    fn new_keys_errors_name_the_field() {
+        let cases = [
+            (json!({"oidc_issuer": "ftp://idp.example"}), "oidc_issuer"),
+            (json!({"oidc_issuer": "http://idp.example"}), "oidc_issuer"),
+            (json!({"oidc_issuer": "not a url"}), "oidc_issuer"),
+            (json!({"oidc_issuer": "https://idp.example", "jwks_url": "https://i/j"}), "jwks_url"),
+            (json!({"oidc_issuer": "https://idp.example", "hmac_secret": "x"}), "hmac_secret"),
+            (
+                json!({"jwks_url": "https://i/j", "revocation_list_url": "http://idp.example/r"}),
+                "revocation_list_url",
+            ),
+            (
+                json!({"jwks_url": "https://i/j", "revocation_list_url": "nope"}),
+                "revocation_list_url",
+            ),
+        ];
+        for (value, field) in cases {
+            let def = parse(value.clone()).unwrap();
+            let err = def.validate().unwrap_err();
+            assert_eq!(err.field(), field, "{value}: {err}");
+        }
+        let err = JwtDefinition::default().validate().unwrap_err();
+        assert!(err.message().contains("`oidc_issuer`"), "{err}");
     }
 }

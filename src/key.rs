@@ -254,7 +254,11 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 /// Size bounds, a sane exponent, an odd modulus, and no ROCA fingerprint. `n` and `e` are
 /// big-endian without leading zero octets.
 fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), Skip> {
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    // An empty modulus (`"n": ""`) would underflow the bit count below (found by fuzzing).
+    let Some(first) = n.first() else {
+        return Err(Skip::BadParameters("n"));
+    };
+    let bits = n.len() * 8 - first.leading_zeros() as usize;
     if bits < MIN_RSA_BITS {
         return Err(Skip::WeakRsa(bits));
     }
@@ -507,6 +511,9 @@ mod tests {
         assert_eq!(key_from_jwk(&huge, true).unwrap_err(), Skip::HugeRsa(16384));
         let e_one = json!({"kty": "RSA", "n": rsa_n(2048), "e": "AQ"});
         assert!(matches!(key_from_jwk(&e_one, true), Err(Skip::BadParameters("e"))));
+        // Regression (cargo-fuzz `jwks`): an empty modulus panicked on an underflow.
+        let empty_n = json!({"kty": "RSA", "n": "", "e": "AQAB"});
+        assert_eq!(key_from_jwk(&empty_n, true).unwrap_err(), Skip::BadParameters("n"));
     }
 
     #[test]

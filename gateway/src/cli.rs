@@ -45,7 +45,7 @@ pub(crate) struct Cli {
     pub(crate) config: Option<PathBuf>,
 
     /// Listen on this address instead of the file's `listen` (default 127.0.0.1:8080).
-    /// Port 0 picks a free port; the actual address is printed as `listening on http://ADDR`.
+    /// Port 0 picks a free port; the actual address is printed as `listening on http://ADDR` (`https://` with `[tls]`).
     #[arg(long, value_name = "ADDR")]
     pub(crate) listen: Option<SocketAddr>,
 
@@ -156,7 +156,8 @@ async fn run_file(cli: Cli) -> Result<(), String> {
     if cli.benchmark_without_plans {
         tracing::warn!("--benchmark-without-plans: APIs are served WITHOUT authentication");
     }
-    println!("listening on http://{local}");
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
     tracing::info!(
         %local,
         summary = %gateway.summary(),
@@ -219,7 +220,7 @@ async fn run_store(
         |client, limit| table_of(&live, client, limit),
         Limits::default(),
         limit_layer(&cli)?,
-    );
+    )?;
     tokio::spawn(follow(live.clone(), gateway.clone()));
     println!("listening on http://{local}");
     tracing::info!(

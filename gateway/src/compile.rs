@@ -14,31 +14,36 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use tower::Layer;
+use tower_jwt_plan::definition::{Remotes, SharedRemotes};
 use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, Restrictions};
 use tower_jwt_plan::{
-    Algorithm, InMemoryResolver, JwksCache, JwksWorker, JwtPlanLayer, JwtSettings, KeySource, Plan,
-    PlanSecurity, PlanStatus, ScopeMode, Subscription,
+    Algorithm, InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan, PlanSecurity,
+    PlanStatus, ProtectedResourceMetadata, ScopeMode, Subscription,
 };
 
-use crate::config::{Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ScopeModeConfig, SecurityConfig};
+use crate::config::{
+    Config, DEFAULT_BACKEND_TIMEOUT, PlanConfig, ResourceMetadataConfig, ScopeModeConfig,
+    SecurityConfig,
+};
 use crate::limits::Limits;
-use crate::proxy::{Backend, HttpClient, Proxy, http_client};
+use crate::proxy::{Backend, HttpClient, Proxy, http_client_with};
 use crate::redact::redact_userinfo;
 use crate::routing::{Route, RoutingTable, Summary};
 
-/// A routing table with the JWKS caches it uses (by URL) and the workers of the new ones.
+/// A routing table with the JWKS caches and revocation lists it uses (one per URL or issuer),
+/// holding the workers of the new ones.
 pub(crate) struct Compiled {
     pub(crate) table: RoutingTable,
     /// Each API's plan restrictions, to put in the `PlanLimitLayer`'s table once used.
     pub(crate) restrictions: Vec<(String, Vec<(String, Restrictions)>)>,
-    pub(crate) caches: HashMap<String, JwksCache>,
-    pub(crate) workers: Vec<JwksWorker>,
+    pub(crate) remotes: SharedRemotes,
 }
 
 /// Validate a configuration whole, as `--check` does: nothing is fetched or spawned.
 pub fn check_config(config: &Config) -> Result<Summary, String> {
     let limit = PlanLimitLayer::new(PlanLimits::new());
-    compile(config, &HashMap::new(), &http_client(), &limit).map(|c| c.table.summary)
+    compile(config, &SharedRemotes::new(), &http_client_with(None)?, &limit)
+        .map(|c| c.table.summary)
 }
 
 fn context_prefix(context_path: &str) -> Result<String, &'static str> {
@@ -63,35 +68,33 @@ fn check_id(kind: &str, id: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The JWKS cache for `url`: one per URL, reused from the previous table when possible.
-fn jwks_cache(
-    url: &str,
-    known: &HashMap<String, JwksCache>,
-    caches: &mut HashMap<String, JwksCache>,
-    workers: &mut Vec<JwksWorker>,
-) -> Result<JwksCache, String> {
-    if let Some(cache) = caches.get(url) {
-        return Ok(cache.clone());
+/// The RFC 9728 document of an API at `prefix`, and the path it is served at.
+fn resource_metadata(
+    config: &ResourceMetadataConfig,
+    prefix: &str,
+) -> Result<(String, ProtectedResourceMetadata, String), String> {
+    let mut metadata = ProtectedResourceMetadata::new(config.resource.as_str());
+    for server in &config.authorization_servers {
+        metadata = metadata.authorization_server(server.as_str());
     }
-    let cache = match known.get(url) {
-        Some(cache) => cache.clone(),
-        None => {
-            let (cache, worker) =
-                JwksCache::builder(url).build_with_worker().map_err(|e| e.to_string())?;
-            workers.push(worker);
-            cache
-        }
-    };
-    caches.insert(url.to_owned(), cache.clone());
-    Ok(cache)
+    for scope in &config.scopes_supported {
+        metadata = metadata.scope(scope.as_str());
+    }
+    let url = metadata.well_known_url().map_err(|e| format!("resource_metadata: {e}"))?;
+    let path = config
+        .resource
+        .parse::<http::Uri>()
+        .map(|u| u.path().trim_end_matches('/').to_owned())
+        .map_err(|_| "resource_metadata: `resource` is not a URL".to_owned())?;
+    if path != prefix {
+        return Err(format!(
+            "resource_metadata: the path of `resource` ({path:?}) must be the context path"
+        ));
+    }
+    Ok((format!("/.well-known/oauth-protected-resource{prefix}"), metadata, url))
 }
 
-fn build_plan(
-    plan: &PlanConfig,
-    known: &HashMap<String, JwksCache>,
-    caches: &mut HashMap<String, JwksCache>,
-    workers: &mut Vec<JwksWorker>,
-) -> Result<Plan, String> {
+fn build_plan(plan: &PlanConfig, remotes: &mut SharedRemotes) -> Result<Plan, String> {
     let name = plan.name.clone().unwrap_or_else(|| plan.id.clone());
     let status = PlanStatus::from(plan.status);
     if plan.security == SecurityConfig::Keyless {
@@ -100,6 +103,7 @@ fn build_plan(
             ("jwks_url", plan.jwks_url.is_some()),
             ("public_key_pem", plan.public_key_pem.is_some()),
             ("hmac_secret", plan.hmac_secret.is_some()),
+            ("oidc_issuer", plan.oidc_issuer.is_some()),
             ("issuer", plan.issuer.is_some()),
             ("audience", plan.audience.is_some()),
             ("client_id_claim", plan.client_id_claim.is_some()),
@@ -113,26 +117,39 @@ fn build_plan(
             ("max_lifetime_secs", plan.max_lifetime_secs.is_some()),
             ("token_types", plan.token_types.is_some()),
             ("restrictions", plan.restrictions.is_some()),
+            ("revocation_list_url", plan.revocation_list_url.is_some()),
+            ("confirmation", plan.confirmation.is_some()),
         ];
         if let Some((field, _)) = jwt_only.iter().find(|(_, set)| *set) {
             return Err(format!("`{field}` does not apply to a keyless plan"));
         }
         return Ok(Plan::new(plan.id.as_str(), name, status, PlanSecurity::Keyless));
     }
-    let keys = match (&plan.jwks_url, &plan.public_key_pem, &plan.hmac_secret) {
-        (Some(url), None, None) => KeySource::jwks(jwks_cache(url, known, caches, workers)?),
-        (None, Some(pem), None) => {
+    let keys = match (&plan.jwks_url, &plan.public_key_pem, &plan.hmac_secret, &plan.oidc_issuer) {
+        (Some(url), None, None, None) => {
+            KeySource::jwks(remotes.jwks(url).map_err(|e| e.to_string())?)
+        }
+        (None, Some(pem), None, None) => {
             KeySource::public_key_pem(pem).map_err(|e| format!("public_key_pem: {e}"))?
         }
-        (None, None, Some(secret)) => KeySource::hmac_secret(secret.as_bytes()),
+        (None, None, Some(secret), None) => KeySource::hmac_secret(secret.as_bytes()),
+        (None, None, None, Some(issuer)) => {
+            KeySource::jwks(remotes.oidc_issuer(issuer).map_err(|e| format!("oidc_issuer: {e}"))?)
+        }
         _ => {
-            return Err(
-                "a jwt plan needs exactly one of `jwks_url`, `public_key_pem`, `hmac_secret`"
-                    .into(),
-            );
+            return Err("a jwt plan needs exactly one of `jwks_url`, `public_key_pem`, \
+                 `hmac_secret`, `oidc_issuer`"
+                .into());
         }
     };
     let mut settings = JwtSettings::new(keys);
+    if let Some(url) = &plan.revocation_list_url {
+        let list = remotes.revocation_list(url).map_err(|e| format!("revocation_list_url: {e}"))?;
+        settings = settings.revocation_list(list);
+    }
+    if let Some(policy) = plan.confirmation {
+        settings = settings.confirmation(policy.into());
+    }
     if let Some(names) = &plan.algorithms {
         let algorithms = names
             .iter()
@@ -189,13 +206,14 @@ fn build_plan(
     Ok(Plan::jwt(plan.id.as_str(), name, settings).with_status(status))
 }
 
-/// Validate a configuration whole and build its routing table. Nothing is spawned: JWKS
-/// workers of new URLs are returned, to be spawned only if the table is used.
+/// Validate a configuration whole and build its routing table. Nothing is spawned: the
+/// workers of new JWKS caches and revocation lists are returned, to be spawned only if the
+/// table is used; those of `known` still used are reused.
 ///
 /// Errors never show the user info of a URL ([`redact_userinfo`]).
 pub(crate) fn compile(
     config: &Config,
-    known: &HashMap<String, JwksCache>,
+    known: &SharedRemotes,
     client: &HttpClient,
     limit: &PlanLimitLayer,
 ) -> Result<Compiled, String> {
@@ -204,11 +222,14 @@ pub(crate) fn compile(
 
 fn compile_checked(
     config: &Config,
-    known: &HashMap<String, JwksCache>,
+    known: &SharedRemotes,
     client: &HttpClient,
     limit: &PlanLimitLayer,
 ) -> Result<Compiled, String> {
     Limits::from_config(&config.limits)?;
+    if let Some(tls) = &config.tls {
+        tls.load()?;
+    }
     let timeout = match config.backend_timeout_secs {
         None => DEFAULT_BACKEND_TIMEOUT,
         Some(0) => return Err("`backend_timeout_secs` must be more than zero".into()),
@@ -220,9 +241,9 @@ fn compile_checked(
     }
 
     let resolver = InMemoryResolver::default();
-    let mut caches = HashMap::new();
-    let mut workers = Vec::new();
+    let mut remotes = SharedRemotes::reusing(known);
     let mut routes = Vec::new();
+    let mut metadata = Vec::new();
     let mut prefixes: HashMap<String, &str> = HashMap::new();
     let mut plans_of: HashMap<&str, HashSet<&str>> = HashMap::new();
     let mut summary = Summary::default();
@@ -243,16 +264,32 @@ fn compile_checked(
         }
         let backend = Backend::parse(&api.backend)
             .map_err(|r| format!("api `{}`: backend `{}` {r}", api.id, api.backend))?;
+        // An API with its own CA gets its own client (and connection pool).
+        let api_client = match &api.backend_ca_file {
+            None => client.clone(),
+            Some(_) if !api.backend.starts_with("https://") => {
+                return Err(format!("api `{}`: backend_ca_file needs an https:// backend", api.id));
+            }
+            Some(path) => {
+                http_client_with(Some(path)).map_err(|e| format!("api `{}`: {e}", api.id))?
+            }
+        };
         let mut plans = Vec::with_capacity(api.plan.len());
         for plan in &api.plan {
-            let built = build_plan(plan, known, &mut caches, &mut workers)
+            let built = build_plan(plan, &mut remotes)
                 .map_err(|e| format!("api `{}`, plan `{}`: {e}", api.id, plan.id))?;
             plans.push(built);
         }
         // Checks plan ids (empty, duplicate), keyless plans that would serve, algorithms
         // against keys, claim header names.
-        let layer = JwtPlanLayer::builder(api.id.as_str())
-            .plans(plans)
+        let mut builder = JwtPlanLayer::builder(api.id.as_str()).plans(plans);
+        if let Some(config) = &api.resource_metadata {
+            let (path, document, url) =
+                resource_metadata(config, &prefix).map_err(|e| format!("api `{}`: {e}", api.id))?;
+            builder = builder.resource_metadata(url);
+            metadata.push((path, document.service()));
+        }
+        let layer = builder
             .resolver(resolver.clone())
             .build()
             .map_err(|e| format!("api `{}`: {e}", api.id))?;
@@ -265,7 +302,7 @@ fn compile_checked(
                 .filter_map(|p| Some((p.id.clone(), p.restrictions.filter(|r| !r.is_empty())?)))
                 .collect(),
         ));
-        let proxy = Proxy::new(prefix.len(), backend, timeout, client.clone());
+        let proxy = Proxy::new(prefix.len(), backend, timeout, api_client);
         // The restrictions sit inside the JWT layer: they count only authorised requests.
         let service = layer.layer(limit.layer(proxy.clone()));
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });
@@ -347,5 +384,9 @@ fn compile_checked(
     summary.subscriptions = subscriptions.len();
     resolver.replace_all(subscriptions);
 
-    Ok(Compiled { table: RoutingTable { routes, listen, summary }, restrictions, caches, workers })
+    Ok(Compiled {
+        table: RoutingTable { routes, metadata, listen, summary },
+        restrictions,
+        remotes,
+    })
 }

@@ -8,15 +8,17 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use tower_jwt_plan::definition::ConfirmationDefinition;
 use tower_jwt_plan::limit::Restrictions;
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
 
 use crate::limits::LimitsConfig;
+use crate::tls::TlsConfig;
 
 /// Listen address when neither `--listen` nor the file's `listen` says otherwise.
 pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
@@ -36,6 +38,9 @@ pub struct Config {
     /// Connection limits (`[limits]`); see [`crate::limits`].
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Serve HTTPS (`[tls]`); see [`crate::tls`]. Default: plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
     /// The APIs (`[[api]]`).
     #[serde(default)]
     pub api: Vec<ApiConfig>,
@@ -69,11 +74,33 @@ pub struct ApiConfig {
     pub id: String,
     /// Where the API is served (`/echo` serves `/echo` and `/echo/...`); removed upstream.
     pub context_path: String,
-    /// `http://host[:port][/base/path]`.
+    /// `http://` or `https://host[:port][/base/path]`.
     pub backend: String,
+    /// PEM file of a CA trusted for this API's `https://` backend, besides the system's roots.
+    #[serde(default)]
+    pub backend_ca_file: Option<PathBuf>,
+    /// Protected-resource metadata (RFC 9728), opt-in. Default: none.
+    #[serde(default)]
+    pub resource_metadata: Option<ResourceMetadataConfig>,
     /// The API's plans (`[[api.plan]]`).
     #[serde(default)]
     pub plan: Vec<PlanConfig>,
+}
+
+/// An API's `resource_metadata` table (RFC 9728): the document served at
+/// `/.well-known/oauth-protected-resource<context_path>`, named in every 401 challenge.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceMetadataConfig {
+    /// The API's public URL, the resource identifier (e.g. `https://api.example/echo`); its
+    /// path must be the context path.
+    pub resource: String,
+    /// Issuers of the API's tokens. Default: none.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes clients may ask for. Default: none.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
 }
 
 /// One `[[api.plan]]`. Not `Debug`: it may hold an HMAC secret. The optional keys map to the
@@ -93,7 +120,7 @@ pub struct PlanConfig {
     /// Accepted algorithms (default `["RS256"]`).
     #[serde(default)]
     pub algorithms: Option<Vec<String>>,
-    /// Remote key set; exclusive with `public_key_pem` and `hmac_secret`.
+    /// Remote key set; exclusive with `public_key_pem`, `hmac_secret` and `oidc_issuer`.
     #[serde(default)]
     pub jwks_url: Option<String>,
     /// One static public key.
@@ -102,6 +129,9 @@ pub struct PlanConfig {
     /// A shared HMAC secret.
     #[serde(default)]
     pub hmac_secret: Option<String>,
+    /// Keys found from this issuer by OpenID Connect Discovery; `issuer` defaults to it.
+    #[serde(default)]
+    pub oidc_issuer: Option<String>,
     /// Accepted issuers (a string or an array).
     #[serde(default, deserialize_with = "string_or_list")]
     pub issuer: Option<Vec<String>>,
@@ -143,6 +173,12 @@ pub struct PlanConfig {
     /// (JWT plans only).
     #[serde(default)]
     pub restrictions: Option<Restrictions>,
+    /// Revoked `jti`s from this URL (fail closed: 503 until a first list is loaded).
+    #[serde(default)]
+    pub revocation_list_url: Option<String>,
+    /// Certificate-bound tokens (RFC 8705): `required`, `optional` or `off` (default).
+    #[serde(default)]
+    pub confirmation: Option<ConfirmationDefinition>,
 }
 
 /// `security = "jwt" | "keyless"`.

@@ -32,7 +32,6 @@ use hyper::body::{Body, Incoming};
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tower_jwt_plan::BoxError;
 
@@ -111,13 +110,13 @@ impl Admission {
 }
 
 /// A stream whose first bytes, already read, are replayed before the rest.
-struct Replayed {
+struct Replayed<T> {
     head: Vec<u8>,
     read: usize,
-    stream: TcpStream,
+    stream: T,
 }
 
-impl AsyncRead for Replayed {
+impl<T: AsyncRead + Unpin> AsyncRead for Replayed<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -134,7 +133,7 @@ impl AsyncRead for Replayed {
     }
 }
 
-impl AsyncWrite for Replayed {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Replayed<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -166,7 +165,10 @@ impl AsyncWrite for Replayed {
 
 /// Read until the bytes tell HTTP/1 from h2c: `Some(true)` for h2c, `None` when the peer
 /// closed first.
-async fn detect(stream: &mut TcpStream, head: &mut Vec<u8>) -> io::Result<Option<bool>> {
+async fn detect<T: AsyncRead + Unpin>(
+    stream: &mut T,
+    head: &mut Vec<u8>,
+) -> io::Result<Option<bool>> {
     let mut buf = [0u8; 24];
     loop {
         let want = H2_PREFACE.len() - head.len();
@@ -247,8 +249,8 @@ where
 
 /// Serve one client connection under `limits` until it ends, it idles out, or `stop` turns
 /// true (then it is shut down gracefully). `permit` is released when it closes.
-pub(crate) async fn serve_connection<S, B>(
-    mut stream: TcpStream,
+pub(crate) async fn serve_connection<T, S, B>(
+    mut stream: T,
     peer: SocketAddr,
     limits: Limits,
     service: S,
@@ -263,9 +265,9 @@ pub(crate) async fn serve_connection<S, B>(
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let _permit = permit;
-    let _ = stream.set_nodelay(true);
     let mut head = Vec::with_capacity(H2_PREFACE.len());
     let detected = tokio::select! {
         detected = tokio::time::timeout(limits.first_bytes_timeout, detect(&mut stream, &mut head)) => detected,

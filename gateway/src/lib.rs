@@ -52,10 +52,19 @@
 //! listen = "127.0.0.1:8080"        # optional; default 127.0.0.1:8080; --listen overrides it
 //! backend_timeout_secs = 30        # optional; time to the backend's response headers
 //!
+//! [tls]                            # optional; HTTPS only (ALPN h2, http/1.1); files re-read on SIGHUP
+//! cert_file = "/etc/gateway/cert.pem"   # PEM chain, leaf first
+//! key_file = "/etc/gateway/key.pem"     # PEM key (PKCS#8, PKCS#1, SEC1)
+//! # client_ca_file = "/etc/gateway/clients.pem"  # ask for client certificates
+//! # client_auth = "required"       # default with client_ca_file; or "optional"
+//!
 //! [[api]]
 //! id = "echo"
 //! context_path = "/echo"           # serves /echo and /echo/..., not /echoes; removed upstream
-//! backend = "http://127.0.0.1:9000"  # http:// only; a path here is prefixed upstream
+//! backend = "http://127.0.0.1:9000"  # http:// or https:// (verified); a path here is prefixed
+//! # backend_ca_file = "/etc/gateway/backend-ca.pem"  # optional, https only: a CA to trust too
+//! # resource_metadata = { resource = "https://api.example/echo",  # RFC 9728, optional; the
+//! #   authorization_servers = ["https://idp.example"], scopes_supported = ["read"] }  # path is the context path
 //!
 //! [[api.plan]]
 //! id = "gold"
@@ -64,8 +73,9 @@
 //! status = "published"             # staging | published | deprecated | closed
 //! algorithms = ["RS256", "ES256"]  # optional, default ["RS256"]
 //! jwks_url = "https://idp.example/.well-known/jwks.json"  # exactly one of jwks_url,
-//! # public_key_pem = "-----BEGIN PUBLIC KEY-----..."      # public_key_pem, hmac_secret
-//! # hmac_secret = "at least 32 bytes of shared secret...."
+//! # public_key_pem = "-----BEGIN PUBLIC KEY-----..."      # public_key_pem, hmac_secret,
+//! # hmac_secret = "at least 32 bytes of shared secret...." # oidc_issuer
+//! # oidc_issuer = "https://idp.example"  # OpenID Connect discovery; issuer defaults to it
 //! issuer = "https://idp.example"   # optional, string or array
 //! audience = ["api://echo"]        # optional, string or array
 //! client_id_claim = "client_id"    # optional; default client_id, then azp
@@ -73,6 +83,8 @@
 //! propagate_auth_header = true     # optional; false removes Authorization upstream
 //! # leeway_secs = 60, required_scopes = ["read"], scope_mode = "all" | "any",
 //! # user_claim = "sub", extract_claims = true, max_lifetime_secs = 3600, token_types = ["JWT"]
+//! # revocation_list_url = "https://idp.example/revoked"  # fail closed: 503 until first loaded
+//! # confirmation = "off"           # "optional" | "required": RFC 8705 cnf.x5t#S256 vs client cert
 //!
 //! [api.plan.restrictions]          # optional, JWT plans; 429 past a limit, per subscription
 //! rate_limit = { limit = 100, period_secs = 60 }  # also quota = { limit, period = "month" },
@@ -175,3 +187,4 @@ pub mod redact;
 pub mod routing;
 pub mod serve;
 pub mod store;
+pub mod tls;

@@ -2,11 +2,13 @@
 //! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
-//! rules, shared with [`crate::routing`]. Imports `body` and `headers`.
+//! rules, shared with [`crate::routing`]. Imports `body`, `headers` and
+//! [`crate::tls`] (the https connector, the listener's TLS marker).
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -22,6 +24,7 @@ use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -31,6 +34,7 @@ use tower_jwt_plan::{BoxError, PlanContext};
 
 use crate::body::WatchedBody;
 use crate::headers::set_forwarded;
+use crate::tls::ListenerTls;
 
 /// Response body of everything the gateway answers.
 pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
@@ -38,23 +42,23 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// The client every backend request goes through; clones share its connection pool.
-pub(crate) type HttpClient = Client<HttpConnector, WatchedBody>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, WatchedBody>;
 
-/// A client with connect and idle timeouts.
-pub(crate) fn http_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(5)));
-    Client::builder(TokioExecutor::new())
+/// A client with connect and idle timeouts, for http and verified https backends (the
+/// system's roots, plus the certificates of `extra_ca_file`).
+pub(crate) fn http_client_with(extra_ca_file: Option<&Path>) -> Result<HttpClient, String> {
+    let connector = crate::tls::backend_connector(extra_ca_file)?;
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(connector)
+        .build(connector))
 }
 
-/// A backend URL: `http://host[:port][/base/path]`.
+/// A backend URL: `http://` or `https://host[:port][/base/path]`.
 #[derive(Clone)]
 pub(crate) struct Backend {
+    https: bool,
     authority: Authority,
     host: HeaderValue,
     base_path: String,
@@ -63,13 +67,11 @@ pub(crate) struct Backend {
 impl Backend {
     pub(crate) fn parse(url: &str) -> Result<Self, &'static str> {
         let uri: Uri = url.parse().map_err(|_| "not a URL")?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err("https backends are not supported by this example (no TLS client)");
-            }
-            _ => return Err("must be an http:// URL"),
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err("must be an http:// or https:// URL"),
+        };
         let authority = uri.authority().ok_or("has no host")?.clone();
         if authority.as_str().contains('@') {
             return Err("must not contain user info");
@@ -81,7 +83,8 @@ impl Backend {
             return Err("must not have a query string");
         }
         let host = HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid host")?;
-        Ok(Self { authority, host, base_path: uri.path().trim_end_matches('/').to_owned() })
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        Ok(Self { https, authority, host, base_path })
     }
 }
 
@@ -212,7 +215,7 @@ impl Proxy {
             path.push_str(query);
         }
         let uri = match Uri::builder()
-            .scheme("http")
+            .scheme(if target.backend.https { "https" } else { "http" })
             .authority(target.backend.authority.clone())
             .path_and_query(path)
             .build()
@@ -233,7 +236,8 @@ impl Proxy {
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);
         }
-        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        let proto = if parts.extensions.get::<ListenerTls>().is_some() { "https" } else { "http" };
+        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
         if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
             set_forwarded(&mut parts.headers, peer, shown_host.as_deref());
             let mut chain: Vec<String> = parts

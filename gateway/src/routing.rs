@@ -11,12 +11,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, Uri};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use tower::ServiceExt;
 use tower_jwt_plan::limit::PlanLimit;
-use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext};
+use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext, ResourceMetadataService};
 
 use crate::headers::{drop_underscore_names, has_several_hosts};
 use crate::path::{BadPath, check_routed, normalize, routing_view};
@@ -56,6 +57,9 @@ impl fmt::Display for Summary {
 pub(crate) struct RoutingTable {
     /// Longest prefix first.
     pub(crate) routes: Vec<Route>,
+    /// RFC 9728 documents by their exact path (`/.well-known/oauth-protected-resource/echo`),
+    /// answered before routing and without a token.
+    pub(crate) metadata: Vec<(String, ResourceMetadataService)>,
     /// The configuration's `listen`, to warn when a reload changes it.
     pub(crate) listen: Option<SocketAddr>,
     /// Counts of this configuration.
@@ -125,6 +129,15 @@ impl RoutingTable {
             gateway_error(StatusCode::BAD_REQUEST, "BAD_HOST", "more than one Host header")
         } else if let Err(BadPath(why)) = self.admit(&mut req) {
             gateway_error(StatusCode::BAD_REQUEST, "BAD_PATH", why)
+        } else if let Some((_, document)) =
+            self.metadata.iter().find(|(at, _)| at.as_str() == req.uri().path())
+        {
+            match document.clone().oneshot(req).await {
+                Ok(response) => response.map(|text| {
+                    Full::new(Bytes::from(text)).map_err(|never| match never {}).boxed_unsync()
+                }),
+                Err(never) => match never {},
+            }
         } else if let Some(route) = self.route(&routing_view(req.uri().path())) {
             api = Some(route.api.clone());
             // Before the layer, so that headers it sets cannot be named in `Connection`, and

@@ -5,10 +5,11 @@
 //! Each request loads the table once, so it sees the old configuration or the new one, never
 //! a mix. Another listener (an admin API, say) would be one more accept loop here over the same
 //! `Gateway`. Each connection is served under the startup [`crate::limits`] by the private
-//! `edge` module. Imports [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`],
-//! [`crate::routing`] and [`crate::proxy`].
+//! `edge` module; with `[tls]`, after a TLS handshake bounded by `first_bytes_timeout`, and each
+//! request carries the connection's verified client certificate ([`crate::tls`]). Imports
+//! [`crate::config`], [`crate::compile`], `edge`, [`crate::limits`], [`crate::routing`],
+//! [`crate::proxy`] and [`crate::tls`].
 
-use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,14 +25,16 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tower_jwt_plan::JwksCache;
+use tower_jwt_plan::definition::SharedRemotes;
 use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, Restrictions};
 
 use crate::compile::compile;
 use crate::config::{Config, load_config};
 use crate::edge::{self, Admission};
 use crate::limits::Limits;
-use crate::proxy::{Body, HttpClient, http_client};
+use crate::proxy::{Body, HttpClient, http_client_with};
 use crate::routing::{RoutingTable, Summary};
+use crate::tls::{ListenerTls, TlsListener};
 
 /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -44,11 +47,13 @@ pub struct Gateway {
 
 struct Inner {
     current: ArcSwap<RoutingTable>,
-    /// JWKS caches of the current table, by URL; kept across reloads.
-    caches: Mutex<HashMap<String, JwksCache>>,
+    /// JWKS caches and revocation lists of the current table; kept across reloads.
+    remotes: Mutex<SharedRemotes>,
     client: HttpClient,
     /// Connection limits, fixed at startup.
     limits: Limits,
+    /// The listener's TLS, when `[tls]` was set at startup; its files are re-read on redeploy.
+    tls: Option<TlsListener>,
     /// `--benchmark-without-plans`: bypass the layer.
     unprotected: bool,
     /// The plans' restrictions, inside every API's layer; its counters outlive reloads.
@@ -77,19 +82,21 @@ pub fn build_app_limited(
 ) -> Result<Gateway, String> {
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| "build_app must run inside a Tokio runtime".to_owned())?;
-    let client = http_client();
-    let compiled = compile(config, &HashMap::new(), &client, &limit)?;
-    apply_restrictions(&limit, compiled.restrictions);
+    let client = http_client_with(None)?;
+    let mut compiled = compile(config, &SharedRemotes::new(), &client, &limit)?;
+    apply_restrictions(&limit, std::mem::take(&mut compiled.restrictions));
     let limits = Limits::from_config(&config.limits)?;
-    for worker in compiled.workers {
+    let tls = config.tls.as_ref().map(TlsListener::new).transpose()?;
+    for worker in compiled.remotes.take_workers() {
         runtime.spawn(worker.run());
     }
     Ok(Gateway {
         inner: Arc::new(Inner {
             current: ArcSwap::from_pointee(compiled.table),
-            caches: Mutex::new(compiled.caches),
+            remotes: Mutex::new(compiled.remotes),
             client,
             limits,
+            tls,
             unprotected,
             limit,
             served: ArcSwapOption::from_pointee((config.clone(), OffsetDateTime::now_utc())),
@@ -103,19 +110,20 @@ pub(crate) fn gateway_for_tables(
     first: impl FnOnce(&HttpClient, &PlanLimitLayer) -> RoutingTable,
     limits: Limits,
     limit: PlanLimitLayer,
-) -> Gateway {
-    let client = http_client();
-    Gateway {
+) -> Result<Gateway, String> {
+    let client = http_client_with(None)?;
+    Ok(Gateway {
         inner: Arc::new(Inner {
             current: ArcSwap::from_pointee(first(&client, &limit)),
             limit,
-            caches: Mutex::new(HashMap::new()),
+            remotes: Mutex::new(SharedRemotes::new()),
+            tls: None,
             client,
             limits,
             unprotected: false,
             served: ArcSwapOption::empty(),
         }),
-    }
+    })
 }
 
 /// Put each API's restrictions in the layer's table (an API without any is cleared).
@@ -128,11 +136,16 @@ fn apply_restrictions(limit: &PlanLimitLayer, apis: Vec<(String, Vec<(String, Re
 impl Gateway {
     /// Validate `config` whole and swap it in atomically. On error nothing changes.
     pub fn redeploy(&self, config: &Config) -> Result<Summary, String> {
-        let mut caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let compiled = compile(config, &caches, &self.inner.client, &self.inner.limit)?;
+        let mut remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut compiled = compile(config, &remotes, &self.inner.client, &self.inner.limit)?;
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_| "redeploy must run inside a Tokio runtime".to_owned())?;
-        for worker in compiled.workers {
+        match (&self.inner.tls, &config.tls) {
+            (Some(listener), Some(tls)) => listener.reload(tls)?,
+            (None, None) => {}
+            _ => tracing::warn!("`[tls]` was added or removed; that takes a restart"),
+        }
+        for worker in compiled.remotes.take_workers() {
             runtime.spawn(worker.run());
         }
         let summary = compiled.table.summary;
@@ -140,7 +153,7 @@ impl Gateway {
         let old = self.inner.current.swap(Arc::new(compiled.table));
         self.inner.served.store(Some(Arc::new((config.clone(), OffsetDateTime::now_utc()))));
         // Caches no longer used stop their workers once the old table is gone.
-        *caches = compiled.caches;
+        *remotes = compiled.remotes;
         let new = self.inner.current.load();
         if old.listen != new.listen {
             tracing::warn!("the `listen` address changed; it takes effect only after a restart");
@@ -176,10 +189,10 @@ impl Gateway {
         self.inner.current.load().summary
     }
 
-    /// The JWKS URLs in use, one cache each, sorted.
+    /// The JWKS URLs in use (for an `oidc_issuer`, its metadata URL), one cache each, sorted.
     pub fn jwks_urls(&self) -> Vec<String> {
-        let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut urls: Vec<String> = caches.keys().cloned().collect();
+        let remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut urls: Vec<String> = remotes.jwks_caches().map(|c| c.url().to_owned()).collect();
         urls.sort();
         urls
     }
@@ -187,8 +200,8 @@ impl Gateway {
     /// Wait until every JWKS cache holds keys, or `timeout` passes. Returns whether all do.
     pub async fn wait_for_keys(&self, timeout: Duration) -> bool {
         let caches: Vec<JwksCache> = {
-            let caches = self.inner.caches.lock().unwrap_or_else(PoisonError::into_inner);
-            caches.values().cloned().collect()
+            let remotes = self.inner.remotes.lock().unwrap_or_else(PoisonError::into_inner);
+            remotes.jwks_caches().cloned().collect()
         };
         let deadline = Instant::now() + timeout;
         for cache in caches {
@@ -263,11 +276,39 @@ async fn serve_connection(
     permit: OwnedSemaphorePermit,
 ) {
     let limits = gateway.inner.limits;
-    let service = hyper::service::service_fn(move |req| {
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = gateway.inner.tls.clone() else {
+        let service = hyper::service::service_fn(move |req| {
+            let gateway = gateway.clone();
+            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+        });
+        edge::serve_connection(stream, peer, limits, service, stop, permit).await;
+        return;
+    };
+    let mut stopping = stop.clone();
+    let accepted = tokio::select! {
+        accepted = tls.accept(stream, limits.first_bytes_timeout) => accepted,
+        _ = stopping.wait_for(|stop| *stop) => return,
+    };
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(err) => {
+            tracing::debug!(%peer, error = %err, "TLS handshake failed");
+            return;
+        }
+    };
+    let certificate = accepted.client_certificate;
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         let gateway = gateway.clone();
+        // The verified certificate of this connection, for plans with `confirmation`; a value
+        // a client sent in a header never becomes one.
+        req.extensions_mut().insert(ListenerTls);
+        if let Some(certificate) = &certificate {
+            req.extensions_mut().insert(certificate.clone());
+        }
         async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
     });
-    edge::serve_connection(stream, peer, limits, service, stop, permit).await;
+    edge::serve_connection(accepted.stream, peer, limits, service, stop, permit).await;
 }
 
 /// The signals the gateway obeys: SIGHUP reloads, SIGTERM and SIGINT stop.

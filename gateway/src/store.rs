@@ -152,7 +152,7 @@ pub(crate) fn table_of(
     }
     routes.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
     let summary = Summary { apis: routes.len(), ..Summary::default() };
-    RoutingTable { routes, listen: None, summary }
+    RoutingTable { routes, metadata: Vec::new(), listen: None, summary }
 }
 
 /// Rebuild the gateway's routing table on every new revision the live view serves.

@@ -11,8 +11,11 @@ use tokio::sync::watch;
 
 use super::model::{ApplicationStatus, Deployment, PlanSecurity};
 use super::{Catalog, CatalogError, Snapshot};
+use crate::definition::{Remotes, SharedRemotes};
 use crate::limit::Restrictions;
-use crate::{ConfigError, InMemoryResolver, JwksCache, JwtPlanLayer, SubscriptionResolver};
+use crate::{
+    ConfigError, InMemoryResolver, JwksCache, JwtPlanLayer, RevocationList, SubscriptionResolver,
+};
 
 const LOG_TARGET: &str = "tower_jwt_plan::catalog";
 
@@ -185,6 +188,35 @@ struct Health {
 struct Applied {
     layers: HashMap<String, (Deployment, JwtPlanLayer<InMemoryResolver>)>,
     jwks: HashMap<String, JwksCache>,
+    /// Caches from an `oidc_issuer` and revocation lists, shared per issuer or URL.
+    remotes: SharedRemotes,
+}
+
+/// The live view's [`Remotes`]: JWKS URLs through the configured factory, issuers and
+/// revocation lists through [`SharedRemotes`] (their workers spawned after the deploy).
+struct LiveRemotes<'a> {
+    factory: &'a JwksFactory,
+    jwks: &'a mut HashMap<String, JwksCache>,
+    shared: &'a mut SharedRemotes,
+}
+
+impl Remotes for LiveRemotes<'_> {
+    fn jwks(&mut self, url: &str) -> Result<JwksCache, ConfigError> {
+        if let Some(cache) = self.jwks.get(url) {
+            return Ok(cache.clone());
+        }
+        let cache = (self.factory)(url)?;
+        self.jwks.insert(url.to_owned(), cache.clone());
+        Ok(cache)
+    }
+
+    fn oidc_issuer(&mut self, issuer: &str) -> Result<JwksCache, ConfigError> {
+        self.shared.oidc_issuer(issuer)
+    }
+
+    fn revocation_list(&mut self, url: &str) -> Result<RevocationList, ConfigError> {
+        self.shared.revocation_list(url)
+    }
 }
 
 impl LiveCatalog {
@@ -302,7 +334,14 @@ impl Inner {
             let id = deployment.api.clone();
             let layer = match state.layers.remove(&id) {
                 Some((served, layer)) if served == deployment => Some(layer),
-                previous => self.deploy(&deployment, previous.map(|(_, l)| l), &mut state.jwks),
+                previous => {
+                    let mut remotes = LiveRemotes {
+                        factory: &*self.jwks,
+                        jwks: &mut state.jwks,
+                        shared: &mut state.remotes,
+                    };
+                    self.deploy(&deployment, previous.map(|(_, l)| l), &mut remotes)
+                }
             };
             let Some(layer) = layer else { continue };
             let def = &deployment.definition;
@@ -331,6 +370,23 @@ impl Inner {
             .filter_map(|p| p.jwt.as_ref().and_then(|j| j.jwks_url.clone()))
             .collect();
         state.jwks.retain(|url, _| used.contains(url));
+        // Issuer caches and lists: keep those still used, spawn the workers of new ones.
+        let mut kept = SharedRemotes::reusing(&state.remotes);
+        for def in state.layers.values().flat_map(|(d, _)| d.definition.plans.iter()) {
+            let Some(jwt) = &def.jwt else { continue };
+            if let Some(issuer) = &jwt.oidc_issuer {
+                let _ = kept.oidc_issuer(issuer);
+            }
+            if let Some(url) = &jwt.revocation_list_url {
+                let _ = kept.revocation_list(url);
+            }
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            for worker in state.remotes.take_workers().into_iter().chain(kept.take_workers()) {
+                runtime.spawn(worker.run());
+            }
+        }
+        state.remotes = kept;
 
         let clients: HashMap<&str, &str> = snapshot
             .applications
@@ -369,22 +425,14 @@ impl Inner {
         &self,
         deployment: &Deployment,
         previous: Option<JwtPlanLayer<InMemoryResolver>>,
-        caches: &mut HashMap<String, JwksCache>,
+        remotes: &mut LiveRemotes<'_>,
     ) -> Option<JwtPlanLayer<InMemoryResolver>> {
-        let mut jwks = |url: &str| -> Result<JwksCache, ConfigError> {
-            if let Some(cache) = caches.get(url) {
-                return Ok(cache.clone());
-            }
-            let cache = (self.jwks)(url)?;
-            caches.insert(url.to_owned(), cache.clone());
-            Ok(cache)
-        };
         let mut plans = Vec::new();
         for plan in &deployment.definition.plans {
             let status = plan.status;
             let built = match (&plan.security, &plan.jwt) {
                 (PlanSecurity::Jwt, Some(jwt)) => {
-                    match jwt.compile_plan(&plan.id, &plan.name, status, &mut jwks) {
+                    match jwt.compile_plan(&plan.id, &plan.name, status, remotes) {
                         Ok(built) => built,
                         Err(err) => {
                             refused(deployment, &err);

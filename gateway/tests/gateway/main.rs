@@ -22,6 +22,8 @@ mod readme;
 mod reload;
 mod restrictions;
 mod routing;
+mod standards;
+mod tls;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -403,8 +405,7 @@ impl GatewayProcess {
         let stdout = collect_lines(child.stdout.take().expect("stdout"));
         let stderr = collect_lines(child.stderr.take().expect("stderr"));
         let mut gateway = Self { child, stdout, stderr, base: String::new() };
-        let line =
-            gateway.wait_for(Stream::Out, 0, |l| l.starts_with("listening on http://")).await;
+        let line = gateway.wait_for(Stream::Out, 0, |l| l.starts_with("listening on http")).await;
         gateway.base = line.trim_start_matches("listening on ").to_owned();
         gateway
     }

@@ -22,7 +22,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
 
-TARGETS=(jws jwks discovery revocation_list gateway_config)
+TARGETS=(jws jwks discovery revocation_list gateway_config admin_bodies)
 
 for target in "${TARGETS[@]}"; do
   mkdir -p "corpus/$target"

@@ -102,6 +102,13 @@ impl IntoResponse for ApiError {
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Parse `bytes` as the management API does: 400 `INVALID_REQUEST` naming the field.
+    pub fn parse(bytes: &[u8]) -> Result<T, ApiError> {
+        parse(bytes)
+    }
+}
+
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
     let mut de = serde_json::Deserializer::from_slice(text);

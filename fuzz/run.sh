@@ -58,9 +58,18 @@ fi
 echo "== build the fuzz targets (sanitizer: $SANITIZER)"
 cargo fuzz build -s "$SANITIZER"
 
+# libFuzzer reports every new input; keep that in fuzz/logs/ (ignored by git) and show the
+# final statistics, or the end of the log when a target fails.
+mkdir -p logs
 for target in "${TARGETS[@]}"; do
   echo "== fuzz $target for ${SECONDS_PER_TARGET}s"
-  cargo fuzz run -s "$SANITIZER" "$target" "corpus/$target" -- \
-    -max_total_time="$SECONDS_PER_TARGET" -max_len=16384 -timeout=10 -print_final_stats=1
+  if ! cargo fuzz run -s "$SANITIZER" "$target" "corpus/$target" -- \
+    -max_total_time="$SECONDS_PER_TARGET" -max_len=16384 -timeout=10 -print_final_stats=1 \
+    >"logs/$target.log" 2>&1; then
+    tail -n 80 "logs/$target.log"
+    echo "== fuzz $target FAILED: the input is in fuzz/artifacts/$target/"
+    exit 1
+  fi
+  grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done )' "logs/$target.log" || true
 done
 echo "== fuzzing done: no crash"

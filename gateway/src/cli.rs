@@ -220,7 +220,11 @@ async fn run_store(
         |client, limit| table_of(&live, client, limit),
         Limits::default(),
         limit_layer(&cli)?,
+        cli.benchmark_without_plans,
     )?;
+    if cli.benchmark_without_plans {
+        tracing::warn!("--benchmark-without-plans: APIs are served WITHOUT authentication");
+    }
     tokio::spawn(follow(live.clone(), gateway.clone()));
     println!("listening on http://{local}");
     tracing::info!(

@@ -110,6 +110,7 @@ pub(crate) fn gateway_for_tables(
     first: impl FnOnce(&HttpClient, &PlanLimitLayer) -> RoutingTable,
     limits: Limits,
     limit: PlanLimitLayer,
+    unprotected: bool,
 ) -> Result<Gateway, String> {
     let client = http_client_with(None)?;
     Ok(Gateway {
@@ -120,7 +121,7 @@ pub(crate) fn gateway_for_tables(
             tls: None,
             client,
             limits,
-            unprotected: false,
+            unprotected,
             served: ArcSwapOption::empty(),
         }),
     })

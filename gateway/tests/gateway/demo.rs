@@ -47,3 +47,19 @@ async fn demo_without_arguments_prints_working_curl_lines() {
     gw.signal("INT");
     assert!(gw.wait_exit().await.success());
 }
+
+/// The load script's baseline: the demo (DB mode) with `--benchmark-without-plans` serves
+/// without the layer, and says so at WARN; without the flag the same request is refused.
+#[tokio::test]
+async fn demo_benchmark_without_plans_bypasses_the_layer() {
+    let mut gw = GatewayProcess::spawn(&["--benchmark-without-plans"]).await;
+    let without = gw.wait_for(Stream::Out, 0, |l| l.starts_with("curl -i 'http")).await;
+    let url = without.rsplit('\'').nth(1).expect("quoted URL at the end").to_owned();
+    let reply = get(&url, None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+    assert_eq!(reply.json()["path"], "/hello");
+    gw.wait_for(Stream::Err, 0, |l| l.contains("WARN") && l.contains("WITHOUT authentication"))
+        .await;
+    gw.signal("INT");
+    assert!(gw.wait_exit().await.success());
+}

@@ -527,7 +527,21 @@ impl Remotes for SharedRemotes {
     }
 }
 
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+/// The serde reader of the plan keys `issuer` and `audience`: a string or an array of strings,
+/// for `#[serde(default, deserialize_with = "tower_jwt_plan::definition::string_or_list")]`.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Plan {
+///     #[serde(default, deserialize_with = "tower_jwt_plan::definition::string_or_list")]
+///     audience: Option<Vec<String>>,
+/// }
+/// let one: Plan = serde_json::from_str(r#"{"audience": "api://a"}"#).unwrap();
+/// let two: Plan = serde_json::from_str(r#"{"audience": ["api://a", "api://b"]}"#).unwrap();
+/// assert_eq!(one.audience, Some(vec!["api://a".to_owned()]));
+/// assert_eq!(two.audience.map(|a| a.len()), Some(2));
+/// ```
+pub fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
     struct StringOrList;
 
     impl<'de> Visitor<'de> for StringOrList {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use tower_jwt_plan::definition::ConfirmationDefinition;
 use tower_jwt_plan::limit::Restrictions;
 use tower_jwt_plan::{PlanStatus, SubscriptionStatus};
@@ -133,10 +133,10 @@ pub struct PlanConfig {
     #[serde(default)]
     pub oidc_issuer: Option<String>,
     /// Accepted issuers (a string or an array).
-    #[serde(default, deserialize_with = "string_or_list")]
+    #[serde(default, deserialize_with = "tower_jwt_plan::definition::string_or_list")]
     pub issuer: Option<Vec<String>>,
     /// Accepted audiences (a string or an array).
-    #[serde(default, deserialize_with = "string_or_list")]
+    #[serde(default, deserialize_with = "tower_jwt_plan::definition::string_or_list")]
     pub audience: Option<Vec<String>>,
     /// The claim naming the client (default `client_id`, then `azp`).
     #[serde(default)]
@@ -284,33 +284,6 @@ impl From<SubscriptionStatusConfig> for SubscriptionStatus {
             SubscriptionStatusConfig::Closed => SubscriptionStatus::Closed,
         }
     }
-}
-
-/// `"x"` or `["x", "y"]`.
-fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    struct StringOrList;
-
-    impl<'de> Visitor<'de> for StringOrList {
-        type Value = Vec<String>;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string or an array of strings")
-        }
-
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
-            Ok(vec![v.to_owned()])
-        }
-
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
-            let mut items = Vec::new();
-            while let Some(item) = seq.next_element::<String>()? {
-                items.push(item);
-            }
-            Ok(items)
-        }
-    }
-
-    d.deserialize_any(StringOrList).map(Some)
 }
 
 /// An RFC 3339 date-time, written as a string or as a TOML offset date-time.

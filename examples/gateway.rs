@@ -15,6 +15,10 @@
 //! cargo run --release --example gateway -- --config gateway.toml [--listen 127.0.0.1:8080]
 //! ```
 
+/// The same allocator as the gateway's own binary (`gateway/src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tower_jwt_plan_gateway::cli::main()
 }

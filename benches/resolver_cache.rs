@@ -24,7 +24,7 @@ async fn slow_store(q: SubscriptionQuery) -> Result<Option<Subscription>, Resolv
 }
 
 fn query(client: String) -> SubscriptionQuery {
-    SubscriptionQuery { api: "api".into(), plan: "gold".into(), client_id: client }
+    SubscriptionQuery { api: "api".into(), plan: "gold".into(), client_id: client.into() }
 }
 
 fn resolver_cache(c: &mut Criterion) {

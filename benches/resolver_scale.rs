@@ -42,7 +42,7 @@ fn query(i: usize) -> SubscriptionQuery {
     SubscriptionQuery {
         api: "orders-api".into(),
         plan: format!("plan-{}", i % 5).into(),
-        client_id: format!("client-{i:013}"),
+        client_id: format!("client-{i:013}").into(),
     }
 }
 

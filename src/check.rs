@@ -21,7 +21,7 @@ use http::{HeaderValue, Response};
 use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verdict, Verified};
-use crate::confirmation::{self, ClientCertificate};
+use crate::confirmation::{self, ClientCertificate, Confirmation};
 use crate::context::{PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
@@ -40,16 +40,21 @@ fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
 
 /// The checks that depend on more than the token and the clock, so they run on token-cache
 /// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
+///
+/// On a token-cache hit the claims are decoded only if one of these is configured.
 fn beyond_the_token(
     plan: &ServedPlan,
-    claims: &Map<String, Value>,
+    claims: &VerifiedClaims,
     parts: &Parts,
 ) -> Result<(), AuthError> {
     if let Some(list) = &plan.settings.revocation {
-        revocation::check(list, claims)?;
+        revocation::check(list, claims.as_map())?;
+    }
+    if plan.settings.confirmation == Confirmation::Off {
+        return Ok(());
     }
     let certificate = parts.extensions.get::<ClientCertificate>();
-    confirmation::check(plan.settings.confirmation, claims, certificate)
+    confirmation::check(plan.settings.confirmation, claims.as_map(), certificate)
 }
 
 /// The source of "now" for claim and subscription date checks.
@@ -102,14 +107,16 @@ pub(crate) struct Check<R> {
     pending: Option<Pending>,
     bypass_cache: bool,
     /// The token's claims, decoded once per request (or taken from the token cache).
-    claims: Option<Arc<Map<String, Value>>>,
+    claims: Option<VerifiedClaims>,
+    /// The token as shared text, for the token cache: made once per verified request.
+    token: Option<Arc<str>>,
     /// Signature verdicts by key source: plans sharing a source share one signature check.
     verdicts: Verdicts,
     /// A plan already refused by the store for this request (the cached plan of a hit).
     skip: Option<usize>,
     /// The first plan whose checks all passed but whose client the store refused: remembered
     /// in the token cache if the request is refused, so a repeat costs no signature check.
-    refused: Option<Verified>,
+    refused: Option<Arc<Verified>>,
     /// The request started from a token-cache entry: nothing new to remember.
     cached: bool,
     /// Plans whose checks passed, after the one at the store, in plan order.
@@ -127,7 +134,7 @@ struct Candidate {
     plan: usize,
     client_id: Arc<str>,
     user: Option<Arc<str>>,
-    claims: Arc<Map<String, Value>>,
+    claims: VerifiedClaims,
     origin: Origin,
 }
 
@@ -135,7 +142,7 @@ struct Candidate {
 struct Pending {
     plan: usize,
     client_id: Arc<str>,
-    claims: Arc<Map<String, Value>>,
+    claims: VerifiedClaims,
     user: Option<Arc<str>>,
     origin: Origin,
 }
@@ -143,7 +150,7 @@ struct Pending {
 /// Where a pending plan's verification came from.
 enum Origin {
     /// Verified in this request; what to cache (`None` when the cache is off).
-    Fresh(Option<Verified>),
+    Fresh(Option<Arc<Verified>>),
     /// A token-cache entry.
     Cached(Arc<Verified>, Verdict),
 }
@@ -151,7 +158,7 @@ enum Origin {
 /// A request the check lets through: what [`Check::grant`] puts into it.
 pub(crate) struct Granted {
     plan: usize,
-    claims: Arc<Map<String, Value>>,
+    claims: VerifiedClaims,
     context: PlanContext,
 }
 
@@ -169,6 +176,7 @@ impl<R: SubscriptionResolver> Check<R> {
             pending: None,
             bypass_cache: false,
             claims: None,
+            token: None,
             verdicts: Verdicts::default(),
             skip: None,
             refused: None,
@@ -194,7 +202,7 @@ impl<R: SubscriptionResolver> Check<R> {
         }
         let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
         if self.exhausted {
-            return Err(self.refusal(&token));
+            return Err(self.refusal());
         }
         // Only tokens that passed every check are cached, so a hit needs no character check.
         if !self.bypass_cache
@@ -207,11 +215,11 @@ impl<R: SubscriptionResolver> Check<R> {
         let mut jws = parse_jws(&token)?;
         let claims = match &self.claims {
             Some(claims) => {
-                jws.use_claims(claims);
+                jws.use_claims(claims.as_map());
                 claims.clone()
             }
             None => {
-                let claims = jws.claims()?;
+                let claims = VerifiedClaims::from_arc(jws.claims()?);
                 self.claims = Some(claims.clone());
                 claims
             }
@@ -241,20 +249,22 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let Some(first) = self.candidate(index, &jws, &claims, keys, parts) else { continue };
-            self.queue_shared(&jws, &claims, parts);
+            let Some(first) = self.candidate(index, &token, &jws, &claims, keys, parts) else {
+                continue;
+            };
+            self.queue_shared(&token, &jws, &claims, parts);
             self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
             return self.look_up(first);
         }
-        Err(self.refusal(&token))
+        Err(self.refusal())
     }
 
     /// No plan is left: the most telling refusal.
-    fn refusal(&mut self, token: &str) -> AuthError {
+    fn refusal(&mut self) -> AuthError {
         if let (Some(cache), Some(verified)) = (&self.shared.token_cache, self.refused.take()) {
             // A valid token whose client holds no usable subscription: its next request skips
             // the signature check but still asks the store, so a new subscription counts at once.
-            cache.insert(token, Arc::new(verified), Verdict::Refused);
+            cache.insert(verified, Verdict::Refused);
         }
         self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan))
     }
@@ -264,13 +274,15 @@ impl<R: SubscriptionResolver> Check<R> {
     fn candidate(
         &mut self,
         index: usize,
+        token: &str,
         jws: &Jws<'_>,
-        claims: &Arc<Map<String, Value>>,
+        claims: &VerifiedClaims,
         keys: Arc<KeySet>,
         parts: &Parts,
     ) -> Option<Candidate> {
         let plan = &self.plans.served[index];
-        let times = *self.times.get_or_insert_with(|| TimeClaims::of(claims));
+        let map = claims.as_map();
+        let times = *self.times.get_or_insert_with(|| TimeClaims::of(map));
         // Plans usually read the client id and user from the same claims: then the previous
         // candidate's are this one's, with no lookup and no copy.
         let same_ids = self.last_ids.as_ref().filter(|(last, ..)| {
@@ -280,13 +292,13 @@ impl<R: SubscriptionResolver> Check<R> {
         });
         let verdict = plan
             .rules
-            .check_with_times(jws, claims, times, self.now)
+            .check_with_times(jws, map, times, self.now)
             .and_then(|()| beyond_the_token(plan, claims, parts))
-            .and_then(|()| plan.rules.check_scopes(claims))
+            .and_then(|()| plan.rules.check_scopes(map))
             .and_then(|()| match same_ids {
                 Some((_, client_id, user)) => Ok((client_id.clone(), user.clone())),
-                None => plan.rules.client_id(claims).map(|client_id| {
-                    (Arc::<str>::from(client_id), user_of(claims, &plan.settings.user_claim))
+                None => plan.rules.client_id(map).map(|client_id| {
+                    (Arc::<str>::from(client_id), user_of(map, &plan.settings.user_claim))
                 }),
             });
         let (client_id, user) = match verdict {
@@ -298,14 +310,16 @@ impl<R: SubscriptionResolver> Check<R> {
             }
         };
         self.last_ids = Some((index, client_id.clone(), user.clone()));
-        let remember = self.shared.token_cache.as_ref().map(|_| Verified {
-            plans_id: self.plans.id(),
-            plan: index,
-            keys,
-            claims: claims.clone(),
-            times,
-            client_id: client_id.clone(),
-            user: user.clone(),
+        let remember = self.shared.token_cache.as_ref().map(|_| {
+            Arc::new(Verified {
+                plans_id: self.plans.id(),
+                plan: index,
+                keys,
+                token: self.token.get_or_insert_with(|| token.into()).clone(),
+                times,
+                client_id: client_id.clone(),
+                user: user.clone(),
+            })
         });
         Some(Candidate {
             plan: index,
@@ -320,7 +334,7 @@ impl<R: SubscriptionResolver> Check<R> {
     /// verdict in this request (no cryptography, no wait), and queue those that pass for the
     /// store, so a refusal by the store moves to the next plan without parsing the token again.
     /// The scan stops at the first plan whose keys are not checked yet, which stays lazy.
-    fn queue_shared(&mut self, jws: &Jws<'_>, claims: &Arc<Map<String, Value>>, parts: &Parts) {
+    fn queue_shared(&mut self, token: &str, jws: &Jws<'_>, claims: &VerifiedClaims, parts: &Parts) {
         while let Some(index) = self.plans.next_candidate(self.next, jws.iss.as_deref()) {
             let plan = &self.plans.served[index];
             if !self.verdicts.knows(&plan.settings.keys) {
@@ -332,7 +346,7 @@ impl<R: SubscriptionResolver> Check<R> {
             }
             match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
                 SignatureCheck::Valid(keys) => {
-                    if let Some(next) = self.candidate(index, jws, claims, keys, parts) {
+                    if let Some(next) = self.candidate(index, token, jws, claims, keys, parts) {
                         self.queue.push_back(next);
                     }
                 }
@@ -355,10 +369,11 @@ impl<R: SubscriptionResolver> Check<R> {
     ) -> Option<Result<Wait<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
+        let claims = VerifiedClaims::of_verified_token(hit.token.clone());
         // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_time_claims(hit.times, self.now).is_err()
-            || beyond_the_token(plan, &hit.claims, parts).is_err()
+            || beyond_the_token(plan, &claims, parts).is_err()
         {
             return None;
         }
@@ -367,7 +382,7 @@ impl<R: SubscriptionResolver> Check<R> {
             plan: hit.plan,
             client_id: hit.client_id.clone(),
             user: hit.user.clone(),
-            claims: hit.claims.clone(),
+            claims,
             origin: Origin::Cached(hit, verdict),
         }))
     }
@@ -378,7 +393,7 @@ impl<R: SubscriptionResolver> Check<R> {
         let query = SubscriptionQuery {
             api: self.shared.api_id.clone(),
             plan: self.plans.served[index].id.clone(),
-            client_id: String::from(&*client_id),
+            client_id: client_id.clone(),
         };
         let future = self.shared.resolver.resolve(query);
         self.pending = Some(Pending { plan: index, client_id, claims, user, origin });
@@ -404,17 +419,6 @@ impl<R: SubscriptionResolver> Check<R> {
                     self.now,
                 ) =>
             {
-                let remember = match pending.origin {
-                    Origin::Fresh(verified) => verified.map(Arc::new),
-                    // A refused token now granted (a new subscription): keep it with the granted.
-                    Origin::Cached(hit, Verdict::Refused) => Some(hit),
-                    Origin::Cached(_, Verdict::Granted) => None,
-                };
-                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember)
-                    && let Ok(token) = self.shared.tokens.extract(&parts.headers, parts.uri.query())
-                {
-                    cache.insert(&token, verified, Verdict::Granted);
-                }
                 let context = PlanContext::shared(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
@@ -424,6 +428,15 @@ impl<R: SubscriptionResolver> Check<R> {
                     pending.client_id,
                     pending.user,
                 );
+                let remember = match pending.origin {
+                    Origin::Fresh(verified) => verified,
+                    // A refused token now granted (a new subscription): keep it with the granted.
+                    Origin::Cached(hit, Verdict::Refused) => Some(hit),
+                    Origin::Cached(_, Verdict::Granted) => None,
+                };
+                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
+                    cache.insert(verified, Verdict::Granted);
+                }
                 return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });
             }
             Ok(_) => {
@@ -445,7 +458,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.skip = Some(pending.plan);
                 let source = &self.plans.served[pending.plan].settings.keys;
                 self.verdicts.remember(source, hit.keys.clone());
-                self.claims = Some(hit.claims.clone());
+                self.claims = Some(pending.claims);
             }
             Origin::Fresh(verified) => {
                 if self.refused.is_none() && !self.cached {
@@ -500,7 +513,7 @@ impl<R: SubscriptionResolver> Check<R> {
             parts.uri = uri;
         }
         if plan.settings.extract_claims {
-            parts.extensions.insert(VerifiedClaims::from_arc(granted.claims));
+            parts.extensions.insert(granted.claims);
         }
         tracing::debug!(target: "tower_jwt_plan", plan = %plan.id, client_id = granted.context.client_id(), "request authorized");
         parts.extensions.insert(granted.context);

@@ -6,10 +6,12 @@
 //! feature they are also extractors; without it, use `axum::Extension<PlanContext>`.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+
+use crate::verify::parse_jws;
 
 /// The claims of a token whose signature and claims were verified.
 ///
@@ -23,45 +25,84 @@ use serde_json::{Map, Value};
 /// assert_eq!(mine.sub, "alice");
 /// assert_eq!(claims.get("scope").and_then(|v| v.as_str()), Some("read"));
 /// ```
-#[derive(Clone, PartialEq)]
-pub struct VerifiedClaims(Arc<Map<String, Value>>);
+///
+/// On a token-cache hit the claims are decoded from the token when first read (a cache entry
+/// keeps the token, not a second copy of its claims): a request that reads none decodes
+/// nothing, one that reads them pays one decode of the payload, far below a verification.
+#[derive(Clone)]
+pub struct VerifiedClaims(Arc<Claims>);
+
+/// Where the claims come from.
+enum Claims {
+    /// Decoded by this request's verification.
+    Decoded(Arc<Map<String, Value>>),
+    /// A token-cache hit: decoded from the (verified) token on first read, so that a cache
+    /// entry holds the token alone and a request that reads no claim decodes nothing.
+    Token { token: Arc<str>, decoded: OnceLock<Map<String, Value>> },
+}
 
 impl VerifiedClaims {
     /// Wrap a claims map. The layer only builds these from verified tokens; this constructor is
     /// for tests and for handlers that want to fake a context.
     pub fn from_map(map: Map<String, Value>) -> Self {
-        Self(Arc::new(map))
+        Self::from_arc(Arc::new(map))
     }
 
     pub(crate) fn from_arc(map: Arc<Map<String, Value>>) -> Self {
-        Self(map)
+        Self(Arc::new(Claims::Decoded(map)))
+    }
+
+    /// The claims of `token`, which passed every check before: decoded when first read.
+    pub(crate) fn of_verified_token(token: Arc<str>) -> Self {
+        Self(Arc::new(Claims::Token { token, decoded: OnceLock::new() }))
     }
 
     /// One claim, if present.
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name)
+        self.as_map().get(name)
     }
 
     /// One claim as a string, if present and a string.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str)
+        self.get(name).and_then(Value::as_str)
     }
 
     /// All claims.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        match &*self.0 {
+            Claims::Decoded(map) => map,
+            Claims::Token { token, decoded } => decoded.get_or_init(|| decode_verified(token)),
+        }
     }
 
     /// Deserialize the claims into your own type.
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        T::deserialize(&Value::Object((*self.0).clone()))
+        T::deserialize(&Value::Object(self.as_map().clone()))
+    }
+}
+
+/// The claims of a token that already decoded once (it is in the token cache only if it did).
+fn decode_verified(token: &str) -> Map<String, Value> {
+    match parse_jws(token).and_then(|mut jws| jws.claims()) {
+        Ok(claims) => Arc::unwrap_or_clone(claims),
+        Err(err) => {
+            // Not reached: the same bytes decoded when the token was verified.
+            tracing::error!(target: "tower_jwt_plan", error = %err, "a cached token no longer decodes; no claims");
+            Map::new()
+        }
+    }
+}
+
+impl PartialEq for VerifiedClaims {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_map() == other.as_map()
     }
 }
 
 impl fmt::Debug for VerifiedClaims {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Claim names only: values may be personal data.
-        f.debug_set().entries(self.0.keys()).finish()
+        f.debug_set().entries(self.as_map().keys()).finish()
     }
 }
 
@@ -81,8 +122,8 @@ struct ContextInner {
     api_id: Arc<str>,
     plan_id: Arc<str>,
     plan_name: Arc<str>,
-    application_id: String,
-    subscription_id: String,
+    application_id: Arc<str>,
+    subscription_id: Arc<str>,
     client_id: Arc<str>,
     user: Option<Arc<str>>,
 }
@@ -102,8 +143,8 @@ impl PlanContext {
             api_id: api_id.into(),
             plan_id: plan_id.into(),
             plan_name: plan_name.into(),
-            application_id: application_id.into(),
-            subscription_id: subscription_id.into(),
+            application_id: application_id.into().into(),
+            subscription_id: subscription_id.into().into(),
             client_id: client_id.into().into(),
             user: user.map(Into::into),
         }))
@@ -114,8 +155,8 @@ impl PlanContext {
         api_id: Arc<str>,
         plan_id: Arc<str>,
         plan_name: Arc<str>,
-        application_id: String,
-        subscription_id: String,
+        application_id: Arc<str>,
+        subscription_id: Arc<str>,
         client_id: Arc<str>,
         user: Option<Arc<str>>,
     ) -> Self {

@@ -181,7 +181,7 @@ mod tests {
                 if fail {
                     return Err(ResolveError::new("store down"));
                 }
-                Ok((q.client_id == "known").then(|| {
+                Ok((&*q.client_id == "known").then(|| {
                     Subscription::new(
                         "s",
                         "api",

@@ -74,15 +74,15 @@ impl SubscriptionStatus {
 #[non_exhaustive]
 pub struct Subscription {
     /// The subscription's id.
-    pub id: String,
+    pub id: Arc<str>,
     /// The API it belongs to.
-    pub api: String,
+    pub api: Arc<str>,
     /// The plan it is for.
-    pub plan: String,
+    pub plan: Arc<str>,
     /// The application holding it.
-    pub application: String,
+    pub application: Arc<str>,
     /// The application's OAuth client id, as found in tokens.
-    pub client_id: String,
+    pub client_id: Arc<str>,
     /// Its status.
     pub status: SubscriptionStatus,
     /// It serves only strictly after this instant, when set.
@@ -94,11 +94,11 @@ pub struct Subscription {
 impl Subscription {
     /// A subscription with no dates.
     pub fn new(
-        id: impl Into<String>,
-        api: impl Into<String>,
-        plan: impl Into<String>,
-        application: impl Into<String>,
-        client_id: impl Into<String>,
+        id: impl Into<Arc<str>>,
+        api: impl Into<Arc<str>>,
+        plan: impl Into<Arc<str>>,
+        application: impl Into<Arc<str>>,
+        client_id: impl Into<Arc<str>>,
         status: SubscriptionStatus,
     ) -> Self {
         Self {
@@ -142,9 +142,9 @@ impl Subscription {
         now: SystemTime,
     ) -> bool {
         self.status == SubscriptionStatus::Accepted
-            && self.api == api
-            && self.plan == plan
-            && self.client_id == client_id
+            && *self.api == *api
+            && *self.plan == *plan
+            && *self.client_id == *client_id
             && self.starting_at.is_none_or(|start| start < now)
             && self.ending_at.is_none_or(|end| now < end)
     }
@@ -158,7 +158,7 @@ pub struct SubscriptionQuery {
     /// The plan id.
     pub plan: Arc<str>,
     /// The client id from the verified token.
-    pub client_id: String,
+    pub client_id: Arc<str>,
 }
 
 /// The store could not answer. The layer answers 503 `GATEWAY_PLAN_RESOLUTION_FAILURE` and keeps
@@ -284,11 +284,7 @@ impl fmt::Debug for BoxResolver {
 type Index = HashMap<SubscriptionQuery, Subscription, foldhash::fast::RandomState>;
 
 fn key_of(s: &Subscription) -> SubscriptionQuery {
-    SubscriptionQuery {
-        api: s.api.as_str().into(),
-        plan: s.plan.as_str().into(),
-        client_id: s.client_id.clone(),
-    }
+    SubscriptionQuery { api: s.api.clone(), plan: s.plan.clone(), client_id: s.client_id.clone() }
 }
 
 /// Subscriptions held in memory, replaceable atomically while serving.
@@ -420,7 +416,7 @@ mod tests {
             "c",
             SubscriptionStatus::Accepted,
         )]);
-        assert_eq!(store.resolve(query()).await.unwrap().unwrap().id, "s");
+        assert_eq!(store.resolve(query()).await.unwrap().unwrap().id.as_ref(), "s");
         let boxed = BoxResolver::new(store.clone());
         store.replace_all([]);
         assert!(boxed.resolve(query()).await.unwrap().is_none());

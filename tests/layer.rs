@@ -531,6 +531,56 @@ mod token_cache {
     use super::*;
     use std::sync::atomic::AtomicU64;
 
+    /// A hit keeps the token, not its claims: what the inner service sees must not change.
+    #[tokio::test]
+    async fn a_hit_carries_the_claims_headers_and_current_subscription_of_a_verification() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let store = CountingStore::with([accepted("gold", CLIENT)]);
+        let layer = JwtPlanLayer::builder("echo")
+            .plan(Plan::jwt("gold", "Gold", gold(&cache).claim_to_header("sub", "x-user")))
+            .resolver(store.clone())
+            .build()
+            .unwrap();
+        let token = rsa().token("k1", &claims());
+        let seen = |seen: &Seen| {
+            let last = seen.last();
+            let claims = last.extensions.get::<VerifiedClaims>().cloned().unwrap();
+            let context = last.extensions.get::<PlanContext>().cloned().unwrap();
+            (claims, last.headers.get("x-user").cloned(), context)
+        };
+
+        let first = Seen::default();
+        assert_eq!(send(&layer, &first, bearer(&token)).await.status, 200);
+        let (claims, header, context) = seen(&first);
+        assert_eq!(header.as_ref().map(|h| h.as_bytes()), Some(&b"alice"[..]));
+        assert_eq!(layer.cached_tokens(), 1);
+        for _ in 0..2 {
+            let hit = Seen::default();
+            assert_eq!(send(&layer, &hit, bearer(&token)).await.status, 200);
+            let (hit_claims, hit_header, hit_context) = seen(&hit);
+            assert_eq!(hit_claims, claims);
+            assert_eq!(hit_claims.get_str("sub"), Some("alice"));
+            assert_eq!(hit_claims.as_map().len(), claims.as_map().len());
+            assert_eq!(hit_header, header);
+            assert_eq!(hit_context, context);
+        }
+
+        // Same client, another subscription: a hit names the new one, not the one it kept.
+        store.store.replace_all([tower_jwt_plan::Subscription::new(
+            "sub-2",
+            "echo",
+            "gold",
+            "app-2",
+            CLIENT,
+            tower_jwt_plan::SubscriptionStatus::Accepted,
+        )]);
+        let hit = Seen::default();
+        assert_eq!(send(&layer, &hit, bearer(&token)).await.status, 200);
+        let (_, _, context) = seen(&hit);
+        assert_eq!((context.subscription_id(), context.application_id()), ("sub-2", "app-2"));
+    }
+
     #[tokio::test]
     async fn only_granted_tokens_enter_and_hits_recheck_time_and_subscription() {
         let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;

@@ -117,7 +117,7 @@ async fn logs_and_refusals_never_contain_tokens_or_secrets() {
         .unwrap();
     assert!(jwks.wait_ready(Duration::from_secs(5)).await);
     let failing_store = |q: SubscriptionQuery| async move {
-        if q.client_id == "broken" {
+        if &*q.client_id == "broken" {
             Err(ResolveError::new("store down"))
         } else {
             Ok(Some(Subscription::new(

@@ -21,17 +21,38 @@ pub enum ScopeMode {
 }
 
 /// A token's `exp`, `nbf` and `iat`, as numbers (the parser already refused other types).
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+///
+/// An absent claim is NaN, which no JSON number can be: 24 bytes rather than 48 for three
+/// `Option<f64>`, in every token-cache entry.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct TimeClaims {
-    exp: Option<f64>,
-    nbf: Option<f64>,
-    iat: Option<f64>,
+    exp: f64,
+    nbf: f64,
+    iat: f64,
+}
+
+impl Default for TimeClaims {
+    fn default() -> Self {
+        Self { exp: f64::NAN, nbf: f64::NAN, iat: f64::NAN }
+    }
 }
 
 impl TimeClaims {
     pub(crate) fn of(claims: &Map<String, Value>) -> Self {
-        let number = |name: &str| claims.get(name).and_then(Value::as_f64);
+        let number = |name: &str| claims.get(name).and_then(Value::as_f64).unwrap_or(f64::NAN);
         Self { exp: number("exp"), nbf: number("nbf"), iat: number("iat") }
+    }
+
+    fn exp(self) -> Option<f64> {
+        Some(self.exp).filter(|n| !n.is_nan())
+    }
+
+    fn nbf(self) -> Option<f64> {
+        Some(self.nbf).filter(|n| !n.is_nan())
+    }
+
+    fn iat(self) -> Option<f64> {
+        Some(self.iat).filter(|n| !n.is_nan())
     }
 }
 
@@ -118,7 +139,7 @@ impl ClaimRules {
     ) -> Result<(), AuthError> {
         let invalid = AuthError::invalid;
         let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-        match times.exp {
+        match times.exp() {
             Some(exp) if now >= exp + self.leeway => return Err(invalid(InvalidReason::Expired)),
             Some(exp) if self.max_lifetime.is_some_and(|max| exp - now > max + self.leeway) => {
                 return Err(invalid(InvalidReason::LifetimeTooLong));
@@ -127,10 +148,10 @@ impl ClaimRules {
             None if self.require_exp => return Err(invalid(InvalidReason::MissingClaim)),
             None => {}
         }
-        if times.nbf.is_some_and(|nbf| now + self.leeway < nbf) {
+        if times.nbf().is_some_and(|nbf| now + self.leeway < nbf) {
             return Err(invalid(InvalidReason::NotYetValid));
         }
-        if let Some(iat) = times.iat {
+        if let Some(iat) = times.iat() {
             if iat < 0.0 {
                 return Err(invalid(InvalidReason::WrongClaimType));
             }

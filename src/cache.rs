@@ -21,6 +21,7 @@
 //! sharded, and each shard keeps its share of the bounds); a read takes one shard's read lock.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use crate::defaults::{DEFAULT_TOKEN_CACHE_BYTES, DEFAULT_TOKEN_CACHE_ENTRIES};
@@ -97,10 +98,45 @@ pub(crate) struct Verified {
     pub(crate) user: Option<Arc<str>>,
 }
 
-/// quick_cache rather than moka: a hit is one shard's read lock and a foldhash of the token
-/// (randomly seeded per cache): about 550 instructions for a 600-byte token against about 2,500
-/// for moka with its SipHash (measured with `benches/instructions.sh`).
-type Entries = quick_cache::sync::Cache<Arc<str>, Arc<Verified>, TokenWeight>;
+/// quick_cache rather than moka: a hit is one shard's read lock, a hash and one comparison of
+/// the whole token (moka's SipHash of the whole token alone took about 2,500 instructions for
+/// 600 bytes; `benches/instructions.sh`).
+type Entries = quick_cache::sync::Cache<Key, Arc<Verified>, TokenWeight>;
+
+/// How many trailing bytes of a token are hashed.
+const HASHED_TAIL: usize = 32;
+
+/// A cached token. Hashes only its length and last [`HASHED_TAIL`] bytes (the signature's, in
+/// a JWS): equality still compares every byte, so the hash only places the entry. Colliding on
+/// purpose would take many tokens with valid signatures, as only those enter.
+#[derive(Clone, PartialEq, Eq)]
+struct Key(Arc<str>);
+
+/// A token looked up as the request's bytes, before they are known to be text.
+struct Lookup<'a>(&'a [u8]);
+
+fn hash_token<H: Hasher>(token: &[u8], state: &mut H) {
+    state.write_usize(token.len());
+    state.write(&token[token.len().saturating_sub(HASHED_TAIL)..]);
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0.as_bytes(), state);
+    }
+}
+
+impl Hash for Lookup<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        hash_token(self.0, state);
+    }
+}
+
+impl quick_cache::Equivalent<Key> for Lookup<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        self.0 == key.0.as_bytes()
+    }
+}
 
 /// An entry weighs its token's length, and at least `floor`.
 #[derive(Clone)]
@@ -108,9 +144,9 @@ struct TokenWeight {
     floor: u64,
 }
 
-impl quick_cache::Weighter<Arc<str>, Arc<Verified>> for TokenWeight {
-    fn weight(&self, token: &Arc<str>, _: &Arc<Verified>) -> u64 {
-        (token.len() as u64).max(self.floor)
+impl quick_cache::Weighter<Key, Arc<Verified>> for TokenWeight {
+    fn weight(&self, token: &Key, _: &Arc<Verified>) -> u64 {
+        (token.0.len() as u64).max(self.floor)
     }
 }
 
@@ -147,18 +183,18 @@ impl TokenCache {
         Some(Self { granted, refused })
     }
 
-    pub(crate) fn get(&self, token: &str) -> Option<(Arc<Verified>, Verdict)> {
-        if let Some(hit) = self.granted.get(token) {
+    pub(crate) fn get(&self, token: &[u8]) -> Option<(Arc<Verified>, Verdict)> {
+        if let Some(hit) = self.granted.get(&Lookup(token)) {
             return Some((hit, Verdict::Granted));
         }
-        self.refused.get(token).map(|hit| (hit, Verdict::Refused))
+        self.refused.get(&Lookup(token)).map(|hit| (hit, Verdict::Refused))
     }
 
     pub(crate) fn insert(&self, verified: Arc<Verified>, verdict: Verdict) {
-        let token = verified.token.clone();
+        let token = Key(verified.token.clone());
         match verdict {
             Verdict::Granted => {
-                self.refused.remove(&*token);
+                self.refused.remove(&Lookup(token.0.as_bytes()));
                 self.granted.insert(token, verified);
             }
             Verdict::Refused => self.refused.insert(token, verified),
@@ -216,5 +252,25 @@ mod tests {
         }
         assert!(cache.len() <= 10, "{} entries of 1000 bytes", cache.len());
         assert!(TokenCache::new(TokenCacheConfig::disabled()).is_none());
+    }
+
+    #[test]
+    fn tokens_sharing_their_hashed_tail_stay_apart() {
+        let cache = TokenCache::new(TokenCacheConfig::default()).unwrap();
+        let tail = "s".repeat(HASHED_TAIL);
+        let (a, b) = (format!("aaaa.{tail}"), format!("bbbb.{tail}"));
+        cache.insert(
+            Arc::new(Verified { token: a.as_str().into(), plan: 1, ..verified() }),
+            Verdict::Granted,
+        );
+        cache.insert(
+            Arc::new(Verified { token: b.as_str().into(), plan: 2, ..verified() }),
+            Verdict::Refused,
+        );
+        let found = |t: &str| cache.get(t.as_bytes()).map(|(hit, verdict)| (hit.plan, verdict));
+        assert_eq!(found(&a), Some((1, Verdict::Granted)));
+        assert_eq!(found(&b), Some((2, Verdict::Refused)));
+        assert_eq!(found(&format!("cccc.{tail}")), None);
+        assert_eq!(found(&tail), None);
     }
 }

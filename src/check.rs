@@ -30,7 +30,7 @@ use crate::plan::{PlanSet, ServedPlan};
 use crate::response::{RenderRejection, point_to_metadata};
 use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
-use crate::token::{TokenSource, check_chars};
+use crate::token::{TokenSource, checked};
 use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
 
 /// The user claim's value as a string, when the token has one.
@@ -211,7 +211,7 @@ impl<R: SubscriptionResolver> Check<R> {
         {
             return step;
         }
-        check_chars(&token)?;
+        let token = checked(token)?;
         let mut jws = parse_jws(&token)?;
         let claims = match &self.claims {
             Some(claims) => {
@@ -364,7 +364,7 @@ impl<R: SubscriptionResolver> Check<R> {
     /// key set, times still valid). The subscription is looked up as always.
     fn cached_step(
         &mut self,
-        token: &str,
+        token: &[u8],
         parts: &Parts,
     ) -> Option<Result<Wait<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;

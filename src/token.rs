@@ -96,21 +96,19 @@ impl TokenSource {
         headers: &'a HeaderMap,
         query: Option<&'a str>,
     ) -> Result<Cow<'a, str>, AuthError> {
-        let token = self.locate(headers, query)?;
-        check_chars(&token)?;
-        Ok(token)
+        checked(self.locate(headers, query)?)
     }
 
-    /// [`extract`](Self::extract) without the character check: the layer looks the token up in
-    /// its cache first (only tokens that passed every check are there), and checks the
-    /// characters of the others with [`check_chars`].
+    /// [`extract`](Self::extract) without the character check, as bytes: the layer looks the
+    /// token up in its cache first (only tokens that passed every check are there), and checks
+    /// the others with [`checked`].
     pub(crate) fn locate<'a>(
         &self,
         headers: &'a HeaderMap,
         query: Option<&'a str>,
-    ) -> Result<Cow<'a, str>, AuthError> {
-        let mut found: Option<Cow<'a, str>> = None;
-        let mut push = |token: Cow<'a, str>| -> Result<(), AuthError> {
+    ) -> Result<Cow<'a, [u8]>, AuthError> {
+        let mut found: Option<Cow<'a, [u8]>> = None;
+        let mut push = |token: Cow<'a, [u8]>| -> Result<(), AuthError> {
             if found.is_some() {
                 return Err(AuthError::invalid(InvalidReason::MultipleTokens));
             }
@@ -126,7 +124,10 @@ impl TokenSource {
         if let (Some(name), Some(query)) = (self.query_param.as_deref(), query) {
             for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
                 if key == name {
-                    push(percent_decode(value)?)?;
+                    push(match percent_decode(value)? {
+                        Cow::Borrowed(token) => Cow::Borrowed(token.as_bytes()),
+                        Cow::Owned(token) => Cow::Owned(token.into_bytes()),
+                    })?;
                 }
             }
         }
@@ -137,7 +138,7 @@ impl TokenSource {
                     if let Some((key, token)) = pair.trim().split_once('=')
                         && key == name
                     {
-                        push(Cow::Borrowed(token))?;
+                        push(Cow::Borrowed(token.as_bytes()))?;
                     }
                 }
             }
@@ -151,12 +152,19 @@ impl TokenSource {
     }
 }
 
-/// A token is non-empty and made of RFC 7235 `token68` characters only.
-pub(crate) fn check_chars(token: &str) -> Result<(), AuthError> {
-    if token.is_empty() || !token.bytes().all(|b| TOKEN68[usize::from(b)]) {
-        return Err(AuthError::invalid(InvalidReason::Malformed));
+/// The token as text, if it is non-empty and made of RFC 7235 `token68` characters only.
+pub(crate) fn checked(token: Cow<'_, [u8]>) -> Result<Cow<'_, str>, AuthError> {
+    let malformed = || AuthError::invalid(InvalidReason::Malformed);
+    if token.is_empty() || !token.iter().all(|b| TOKEN68[usize::from(*b)]) {
+        return Err(malformed());
     }
-    Ok(())
+    // token68 is ASCII, so neither conversion fails.
+    match token {
+        Cow::Borrowed(bytes) => {
+            std::str::from_utf8(bytes).map(Cow::Borrowed).map_err(|_| malformed())
+        }
+        Cow::Owned(bytes) => String::from_utf8(bytes).map(Cow::Owned).map_err(|_| malformed()),
+    }
 }
 
 impl TokenSource {
@@ -182,8 +190,9 @@ impl TokenSource {
     }
 }
 
-/// `Some(token)` for a bearer credential, `None` for another scheme.
-fn bearer(value: &[u8]) -> Result<Option<&str>, AuthError> {
+/// `Some(token)` for a bearer credential, `None` for another scheme. Its characters are checked
+/// later ([`checked`]), and only if the token is not in the layer's cache.
+fn bearer(value: &[u8]) -> Result<Option<&[u8]>, AuthError> {
     const SCHEME: &[u8] = b"bearer";
     if value.len() < SCHEME.len() || !value[..SCHEME.len()].eq_ignore_ascii_case(SCHEME) {
         return Ok(None);
@@ -191,13 +200,7 @@ fn bearer(value: &[u8]) -> Result<Option<&str>, AuthError> {
     match value.get(SCHEME.len()) {
         // "Bearer" alone: the scheme was meant, the token is empty.
         None => Err(AuthError::invalid(InvalidReason::Malformed)),
-        Some(b' ') => {
-            let rest = &value[SCHEME.len() + 1..];
-            // Header values are visible ASCII here, so this only fails on obs-text.
-            std::str::from_utf8(rest)
-                .map(Some)
-                .map_err(|_| AuthError::invalid(InvalidReason::Malformed))
-        }
+        Some(b' ') => Ok(Some(&value[SCHEME.len() + 1..])),
         Some(c) if c.is_ascii_whitespace() => Err(AuthError::invalid(InvalidReason::Malformed)),
         // "BearerX": some other scheme.
         Some(_) => Ok(None),

@@ -6,7 +6,8 @@
 //! - `unsubscribed_off` / `unsubscribed_on`: five plans, a valid token whose client holds no
 //!   subscription (403), repeated;
 //! - `router_noauth` / `router_hit`: an axum `Router` with no auth against the same router
-//!   behind the layer (one plan, cache hit).
+//!   behind the layer (one plan, cache hit), both sent the same request (token included) and
+//!   finalised with `with_state(())` as `axum::serve` does.
 //!
 //! Run with `cargo bench --bench plans -- --measurement-time 3 --warm-up-time 1`; the ratios of
 //! the means are printed after criterion's report (see BENCHMARKS.md). With

@@ -39,6 +39,9 @@ use crate::verify::TimeClaims;
 /// tokens at once), and `exp`, `nbf` and `iat` still pass. The subscription is resolved on
 /// every request regardless, so closing a subscription, or opening one, takes effect at once.
 ///
+/// An entry holds the token and what a hit needs, not the parsed claims: about 1,000 bytes of
+/// memory for a 600-byte token, so a full default cache takes about 4 MiB.
+///
 /// ```
 /// use tower_jwt_plan::TokenCacheConfig;
 /// let small = TokenCacheConfig::default().max_entries(1000).max_bytes(1 << 20);

@@ -153,16 +153,19 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Forwards to one API's backend.
+///
+/// Cloned for every request (by `oneshot` and by `call`), so everything lives behind one
+/// `Arc`: a clone of the client alone is several reference counts plus the connector's.
 #[derive(Clone)]
 pub(crate) struct Proxy {
     target: Arc<Target>,
-    client: HttpClient,
 }
 
 struct Target {
     prefix_len: usize,
     backend: Backend,
     timeout: Duration,
+    client: HttpClient,
 }
 
 impl Service<Request<Incoming>> for Proxy {
@@ -175,12 +178,12 @@ impl Service<Request<Incoming>> for Proxy {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
+        let target = self.target.clone();
         Box::pin(async move {
             // The layer put the context in the request; hand it to the access log through the
             // response, whatever the backend answers.
             let context = req.extensions().get::<PlanContext>().cloned();
-            let mut response = this.forward(req).await;
+            let mut response = target.forward(req).await;
             if let Some(context) = context {
                 response.extensions_mut().insert(context);
             }
@@ -197,15 +200,16 @@ impl Proxy {
         timeout: Duration,
         client: HttpClient,
     ) -> Self {
-        Self { target: Arc::new(Target { prefix_len, backend, timeout }), client }
+        Self { target: Arc::new(Target { prefix_len, backend, timeout, client }) }
     }
+}
 
+impl Target {
     async fn forward(&self, req: Request<Incoming>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        let target = &self.target;
-        let rest = parts.uri.path().get(target.prefix_len..).unwrap_or("");
-        let mut path = String::with_capacity(target.backend.base_path.len() + rest.len() + 1);
-        path.push_str(&target.backend.base_path);
+        let rest = parts.uri.path().get(self.prefix_len..).unwrap_or("");
+        let mut path = String::with_capacity(self.backend.base_path.len() + rest.len() + 1);
+        path.push_str(&self.backend.base_path);
         path.push_str(rest);
         if path.is_empty() {
             path.push('/');
@@ -215,8 +219,8 @@ impl Proxy {
             path.push_str(query);
         }
         let uri = match Uri::builder()
-            .scheme(if target.backend.https { "https" } else { "http" })
-            .authority(target.backend.authority.clone())
+            .scheme(if self.backend.https { "https" } else { "http" })
+            .authority(self.backend.authority.clone())
             .path_and_query(path)
             .build()
         {
@@ -232,7 +236,7 @@ impl Proxy {
                 parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
             });
         let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
-        parts.headers.insert(HOST, target.backend.host.clone());
+        parts.headers.insert(HOST, self.backend.host.clone());
         if let Some(host) = original_host {
             parts.headers.insert("x-forwarded-host", host);
         }
@@ -261,9 +265,9 @@ impl Proxy {
 
         let (body, body_fault) = WatchedBody::new(body);
         let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(target.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Ok(Err(_)) if body_fault.happened() => {
-                tracing::debug!(backend = %target.backend.authority, "the client's request body is malformed");
+                tracing::debug!(backend = %self.backend.authority, "the client's request body is malformed");
                 gateway_error(
                     StatusCode::BAD_REQUEST,
                     "BAD_REQUEST_BODY",
@@ -271,7 +275,7 @@ impl Proxy {
                 )
             }
             Err(_) => {
-                tracing::warn!(backend = %target.backend.authority, timeout_secs = target.timeout.as_secs_f64(), "backend timed out");
+                tracing::warn!(backend = %self.backend.authority, timeout_secs = self.timeout.as_secs_f64(), "backend timed out");
                 gateway_error(
                     StatusCode::GATEWAY_TIMEOUT,
                     "BACKEND_TIMEOUT",
@@ -279,7 +283,7 @@ impl Proxy {
                 )
             }
             Ok(Err(err)) => {
-                tracing::warn!(backend = %target.backend.authority, error = %error_chain(&err), "backend request failed");
+                tracing::warn!(backend = %self.backend.authority, error = %error_chain(&err), "backend request failed");
                 gateway_error(
                     StatusCode::BAD_GATEWAY,
                     "BACKEND_UNAVAILABLE",

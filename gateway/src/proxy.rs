@@ -19,7 +19,7 @@ use http::header::{
     CONNECTION, CONTENT_TYPE, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::uri::Authority;
+use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -33,7 +33,7 @@ use tower::Service;
 use tower_jwt_plan::{BoxError, PlanContext};
 
 use crate::body::WatchedBody;
-use crate::headers::set_forwarded;
+use crate::headers::{appended, push_ip, set_forwarded};
 use crate::tls::ListenerTls;
 
 /// Response body of everything the gateway answers.
@@ -95,6 +95,10 @@ pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 /// The error code of an answer the gateway itself made, for the access log.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GatewayCode(pub(crate) &'static str);
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 /// Drop hop-by-hop headers (RFC 9110 §7.6.1), including those listed in `Connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -208,18 +212,21 @@ impl Target {
     async fn forward(&self, req: Request<Incoming>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
         let rest = parts.uri.path().get(self.prefix_len..).unwrap_or("");
-        let mut path = String::with_capacity(self.backend.base_path.len() + rest.len() + 1);
+        let query = parts.uri.query();
+        let mut path = String::with_capacity(
+            self.backend.base_path.len() + rest.len() + query.map_or(1, |q| q.len() + 2),
+        );
         path.push_str(&self.backend.base_path);
         path.push_str(rest);
         if path.is_empty() {
             path.push('/');
         }
-        if let Some(query) = parts.uri.query() {
+        if let Some(query) = query {
             path.push('?');
             path.push_str(query);
         }
         let uri = match Uri::builder()
-            .scheme(if self.backend.https { "https" } else { "http" })
+            .scheme(if self.backend.https { Scheme::HTTPS } else { Scheme::HTTP })
             .authority(self.backend.authority.clone())
             .path_and_query(path)
             .build()
@@ -231,28 +238,23 @@ impl Target {
             }
         };
 
-        let original_host =
-            parts.headers.get(HOST).cloned().or_else(|| {
-                parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
-        let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
-        parts.headers.insert(HOST, self.backend.host.clone());
-        if let Some(host) = original_host {
-            parts.headers.insert("x-forwarded-host", host);
+        // The routing table refused several `Host` headers: `insert` hands back the only one.
+        let original_host = parts
+            .headers
+            .insert(HOST, self.backend.host.clone())
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        if let Some(host) = &original_host {
+            parts.headers.insert(X_FORWARDED_HOST, host.clone());
         }
         let proto = if parts.extensions.get::<ListenerTls>().is_some() { "https" } else { "http" };
-        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
-            set_forwarded(&mut parts.headers, peer, shown_host.as_deref());
-            let mut chain: Vec<String> = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
-            chain.push(peer.ip().to_string());
-            if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
-                parts.headers.insert("x-forwarded-for", value);
+            let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok());
+            set_forwarded(&mut parts.headers, peer, shown_host);
+            if let Some(value) =
+                appended(&parts.headers, &X_FORWARDED_FOR, |hop| push_ip(hop, peer.ip()))
+            {
+                parts.headers.insert(X_FORWARDED_FOR, value);
             }
         } else {
             parts.headers.remove(http::header::FORWARDED);

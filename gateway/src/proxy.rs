@@ -99,9 +99,19 @@ pub(crate) struct GatewayCode(pub(crate) &'static str);
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Drop hop-by-hop headers (RFC 9110 §7.6.1), including those listed in `Connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const FIXED: [HeaderName; 6] =
+        [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, KEEP_ALIVE];
+    let is_proxy = |name: &HeaderName| name.as_str().starts_with("proxy-");
+    // Runs twice per proxied request, and most messages carry none of these: one pass over the
+    // names is cheaper than a removal per name. A name listed in `Connection` can only be
+    // there when `Connection` is.
+    if !headers.keys().any(|name| FIXED.contains(name) || is_proxy(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -112,12 +122,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+    for name in FIXED {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    let proxy: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with("proxy-")).cloned().collect();
+    let proxy: Vec<HeaderName> = headers.keys().filter(|name| is_proxy(name)).cloned().collect();
     for name in proxy {
         headers.remove(name);
     }

@@ -286,10 +286,14 @@ pub(crate) async fn serve_connection<T, S, B>(
         }
     };
     let io = TokioIo::new(Replayed { head, read: 0, stream });
-    let activity =
-        Arc::new(Activity { in_flight: AtomicUsize::new(0), since: Mutex::new(Instant::now()) });
-    let service = Tracked { inner: service, activity: activity.clone() };
     if h2 {
+        // Requests in flight matter only to HTTP/2's idle timeout; HTTP/1 connections are
+        // bounded by hyper's header read timer and skip the per-request bookkeeping.
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            since: Mutex::new(Instant::now()),
+        });
+        let service = Tracked { inner: service, activity: activity.clone() };
         let mut builder = http2::Builder::new(TokioExecutor::new());
         builder
             .timer(TokioTimer::new())

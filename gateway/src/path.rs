@@ -39,12 +39,18 @@ fn is_unreserved(byte: u8) -> bool {
 }
 
 /// Step 1 of the rule: decode percent-encoded unreserved characters, upper-case the hex of
-/// the other percent-encodings.
-pub(crate) fn normalize(raw: &str) -> Result<String, BadPath> {
+/// the other percent-encodings. A path without `%` (nearly every request) is borrowed as is.
+pub(crate) fn normalize(raw: &str) -> Result<Cow<'_, str>, BadPath> {
     if !raw.starts_with('/') {
         return Err(BadPath("the path must start with `/`"));
     }
     let bytes = raw.as_bytes();
+    if !bytes.contains(&b'%') {
+        if bytes.iter().all(u8::is_ascii_graphic) {
+            return Ok(Cow::Borrowed(raw));
+        }
+        return Err(BadPath("the path has a byte outside printable ASCII"));
+    }
     let mut out = String::with_capacity(raw.len());
     let mut i = 0;
     while let Some(&byte) = bytes.get(i) {
@@ -71,7 +77,15 @@ pub(crate) fn normalize(raw: &str) -> Result<String, BadPath> {
             return Err(BadPath("the path has a byte outside printable ASCII"));
         }
     }
-    Ok(out)
+    Ok(Cow::Owned(out))
+}
+
+/// Whether `haystack` contains `needle`, ASCII letters compared without case.
+fn contains_ignore_ascii_case(haystack: &str, needle: &str) -> bool {
+    haystack
+        .as_bytes()
+        .windows(needle.len())
+        .any(|window| window.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 /// The view of a normalised path that routes are matched on: each segment without its `;`
@@ -88,11 +102,16 @@ pub(crate) fn routing_view(path: &str) -> Cow<'_, str> {
 /// Step 3 of the rule, for a normalised path routed to the context path `prefix` (without its
 /// trailing `/`, `""` for `/`).
 pub(crate) fn check_routed(path: &str, prefix: &str) -> Result<(), BadPath> {
-    let upper = path.to_ascii_uppercase();
-    if upper.contains("%2F") || upper.contains("%5C") || path.contains('\\') {
+    // Compared without case rather than on an upper-cased copy: this runs for every request,
+    // and most paths have no `%` at all.
+    let encoded = path.contains('%');
+    if encoded
+        && (contains_ignore_ascii_case(path, "%2F") || contains_ignore_ascii_case(path, "%5C"))
+        || path.contains('\\')
+    {
         return Err(BadPath("encoded `/` or `\\` in the path"));
     }
-    if upper.contains("%00") {
+    if encoded && path.contains("%00") {
         return Err(BadPath("NUL in the path"));
     }
     let mut segments = path.split('/').skip(1).peekable();

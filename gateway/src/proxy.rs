@@ -19,7 +19,7 @@ use http::header::{
     CONNECTION, CONTENT_TYPE, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::uri::Authority;
+use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
@@ -33,7 +33,7 @@ use tower::Service;
 use tower_jwt_plan::{BoxError, PlanContext};
 
 use crate::body::WatchedBody;
-use crate::headers::set_forwarded;
+use crate::headers::{appended, push_ip, set_forwarded};
 use crate::tls::ListenerTls;
 
 /// Response body of everything the gateway answers.
@@ -96,8 +96,22 @@ pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GatewayCode(pub(crate) &'static str);
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+
 /// Drop hop-by-hop headers (RFC 9110 §7.6.1), including those listed in `Connection`.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    const FIXED: [HeaderName; 6] =
+        [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, KEEP_ALIVE];
+    let is_proxy = |name: &HeaderName| name.as_str().starts_with("proxy-");
+    // Runs twice per proxied request, and most messages carry none of these: one pass over the
+    // names is cheaper than a removal per name. A name listed in `Connection` can only be
+    // there when `Connection` is.
+    if !headers.keys().any(|name| FIXED.contains(name) || is_proxy(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -108,12 +122,10 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in [CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE] {
+    for name in FIXED {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    let proxy: Vec<HeaderName> =
-        headers.keys().filter(|name| name.as_str().starts_with("proxy-")).cloned().collect();
+    let proxy: Vec<HeaderName> = headers.keys().filter(|name| is_proxy(name)).cloned().collect();
     for name in proxy {
         headers.remove(name);
     }
@@ -153,16 +165,19 @@ fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Forwards to one API's backend.
+///
+/// Cloned for every request (by `oneshot` and by `call`), so everything lives behind one
+/// `Arc`: a clone of the client alone is several reference counts plus the connector's.
 #[derive(Clone)]
 pub(crate) struct Proxy {
     target: Arc<Target>,
-    client: HttpClient,
 }
 
 struct Target {
     prefix_len: usize,
     backend: Backend,
     timeout: Duration,
+    client: HttpClient,
 }
 
 impl Service<Request<Incoming>> for Proxy {
@@ -175,12 +190,12 @@ impl Service<Request<Incoming>> for Proxy {
     }
 
     fn call(&mut self, req: Request<Incoming>) -> Self::Future {
-        let this = self.clone();
+        let target = self.target.clone();
         Box::pin(async move {
             // The layer put the context in the request; hand it to the access log through the
             // response, whatever the backend answers.
             let context = req.extensions().get::<PlanContext>().cloned();
-            let mut response = this.forward(req).await;
+            let mut response = target.forward(req).await;
             if let Some(context) = context {
                 response.extensions_mut().insert(context);
             }
@@ -197,26 +212,30 @@ impl Proxy {
         timeout: Duration,
         client: HttpClient,
     ) -> Self {
-        Self { target: Arc::new(Target { prefix_len, backend, timeout }), client }
+        Self { target: Arc::new(Target { prefix_len, backend, timeout, client }) }
     }
+}
 
+impl Target {
     async fn forward(&self, req: Request<Incoming>) -> Response<Body> {
         let (mut parts, body) = req.into_parts();
-        let target = &self.target;
-        let rest = parts.uri.path().get(target.prefix_len..).unwrap_or("");
-        let mut path = String::with_capacity(target.backend.base_path.len() + rest.len() + 1);
-        path.push_str(&target.backend.base_path);
+        let rest = parts.uri.path().get(self.prefix_len..).unwrap_or("");
+        let query = parts.uri.query();
+        let mut path = String::with_capacity(
+            self.backend.base_path.len() + rest.len() + query.map_or(1, |q| q.len() + 2),
+        );
+        path.push_str(&self.backend.base_path);
         path.push_str(rest);
         if path.is_empty() {
             path.push('/');
         }
-        if let Some(query) = parts.uri.query() {
+        if let Some(query) = query {
             path.push('?');
             path.push_str(query);
         }
         let uri = match Uri::builder()
-            .scheme(if target.backend.https { "https" } else { "http" })
-            .authority(target.backend.authority.clone())
+            .scheme(if self.backend.https { Scheme::HTTPS } else { Scheme::HTTP })
+            .authority(self.backend.authority.clone())
             .path_and_query(path)
             .build()
         {
@@ -227,28 +246,23 @@ impl Proxy {
             }
         };
 
-        let original_host =
-            parts.headers.get(HOST).cloned().or_else(|| {
-                parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-            });
-        let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok()).map(str::to_owned);
-        parts.headers.insert(HOST, target.backend.host.clone());
-        if let Some(host) = original_host {
-            parts.headers.insert("x-forwarded-host", host);
+        // The routing table refused several `Host` headers: `insert` hands back the only one.
+        let original_host = parts
+            .headers
+            .insert(HOST, self.backend.host.clone())
+            .or_else(|| parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok()));
+        if let Some(host) = &original_host {
+            parts.headers.insert(X_FORWARDED_HOST, host.clone());
         }
         let proto = if parts.extensions.get::<ListenerTls>().is_some() { "https" } else { "http" };
-        parts.headers.insert("x-forwarded-proto", HeaderValue::from_static(proto));
+        parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
-            set_forwarded(&mut parts.headers, peer, shown_host.as_deref());
-            let mut chain: Vec<String> = parts
-                .headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_owned))
-                .collect();
-            chain.push(peer.ip().to_string());
-            if let Ok(value) = HeaderValue::from_str(&chain.join(", ")) {
-                parts.headers.insert("x-forwarded-for", value);
+            let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok());
+            set_forwarded(&mut parts.headers, peer, shown_host);
+            if let Some(value) =
+                appended(&parts.headers, &X_FORWARDED_FOR, |hop| push_ip(hop, peer.ip()))
+            {
+                parts.headers.insert(X_FORWARDED_FOR, value);
             }
         } else {
             parts.headers.remove(http::header::FORWARDED);
@@ -261,9 +275,9 @@ impl Proxy {
 
         let (body, body_fault) = WatchedBody::new(body);
         let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(target.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
             Ok(Err(_)) if body_fault.happened() => {
-                tracing::debug!(backend = %target.backend.authority, "the client's request body is malformed");
+                tracing::debug!(backend = %self.backend.authority, "the client's request body is malformed");
                 gateway_error(
                     StatusCode::BAD_REQUEST,
                     "BAD_REQUEST_BODY",
@@ -271,7 +285,7 @@ impl Proxy {
                 )
             }
             Err(_) => {
-                tracing::warn!(backend = %target.backend.authority, timeout_secs = target.timeout.as_secs_f64(), "backend timed out");
+                tracing::warn!(backend = %self.backend.authority, timeout_secs = self.timeout.as_secs_f64(), "backend timed out");
                 gateway_error(
                     StatusCode::GATEWAY_TIMEOUT,
                     "BACKEND_TIMEOUT",
@@ -279,7 +293,7 @@ impl Proxy {
                 )
             }
             Ok(Err(err)) => {
-                tracing::warn!(backend = %target.backend.authority, error = %error_chain(&err), "backend request failed");
+                tracing::warn!(backend = %self.backend.authority, error = %error_chain(&err), "backend request failed");
                 gateway_error(
                     StatusCode::BAD_GATEWAY,
                     "BACKEND_UNAVAILABLE",

@@ -6,6 +6,7 @@
 //! `path` (its rule is documented there). Imports [`crate::proxy`], `path`
 //! and `headers`.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,7 +94,10 @@ impl RoutingTable {
         if let Some(route) = self.route(&routing_view(&canonical)) {
             check_routed(&canonical, &route.prefix)?;
         }
-        if canonical != req.uri().path() {
+        // Borrowed: the path is already canonical.
+        if let Cow::Owned(canonical) = canonical
+            && canonical != req.uri().path()
+        {
             let mut parts = req.uri().clone().into_parts();
             let path_and_query = match req.uri().query() {
                 Some(query) => format!("{canonical}?{query}"),
@@ -117,7 +121,9 @@ impl RoutingTable {
     ) -> Response<Body> {
         let started = Instant::now();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
+        // For the access log, the path as received: a clone of the URI shares its bytes where
+        // a copy of the path would allocate for every request.
+        let received = req.uri().clone();
         let mut api = None;
         let response = if method == Method::CONNECT {
             gateway_error(
@@ -166,7 +172,7 @@ impl RoutingTable {
         tracing::info!(
             target: "gateway::access",
             method = %method,
-            path = %path,
+            path = %received.path(),
             status = response.status().as_u16(),
             api = api.as_deref().unwrap_or("-"),
             plan = context.map_or("-", PlanContext::plan_id),

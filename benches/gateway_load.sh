@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Load test of the gateway (workspace member gateway/) with wrk (a real HTTP load generator), on loopback only,
-# bounded in time: the demo gateway with its JWT plan against the same gateway started with
-# --benchmark-without-plans (same proxy, no layer), and nginx (one worker, upstream keep-alive)
-# as a plain reverse proxy to the same echo upstream. Repeat tokens, so the layer's token cache
-# hits. nginx comes from Debian's packages (installed when missing; its row is skipped with a
-# message when it cannot be had).
+# Load test of the gateway (workspace member gateway/) with wrk (a real HTTP load generator), on
+# loopback only, bounded in time. Three proxies in front of the same upstream process, measured
+# one after the other:
+#
+#   jwt_plan       the gateway from a configuration file: one API with a JWT plan (the demo
+#                  IdP's ES256 keys), repeat tokens, so the layer's token cache hits;
+#   without_layer  the same gateway and file with --benchmark-without-plans (same proxy, no layer);
+#   nginx          nginx (one worker, upstream keep-alive) as a plain reverse proxy.
+#
+# The upstream and the IdP are a demo gateway's (`gateway` with no arguments: its echo upstream
+# and its IdP's JWKS), in their own process, so no proxy shares its CPU with them. nginx comes
+# from Debian's packages (installed when missing; its row is skipped with a message when it
+# cannot be had).
 #
 #   bash benches/gateway_load.sh [seconds per run (default 10)] [connections (default 32)]
 set -euo pipefail
@@ -20,34 +27,89 @@ fi
 # the root package's dev-dependencies.
 cargo build --release -p tower-jwt-plan-gateway --bin gateway >/dev/null 2>&1
 bin=target/release/gateway
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
-run() {
-  local mode="$1"; shift
-  local out; out=$(mktemp)
-  RUST_LOG=warn "$bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "$@" >"$out" 2>/dev/null &
-  local pid=$!
-  for _ in $(seq 100); do grep -q '^curl -i -H' "$out" && break; sleep 0.1; done
-  local url token
-  url=$(grep -o "http://127.0.0.1:[0-9]*/echo/hello?name=world" "$out" | head -1)
-  token=$(grep -o "Bearer [A-Za-z0-9._-]*" "$out" | head -1)
-  [ -n "$url" ] && [ -n "$token" ] || { echo "gateway did not start" >&2; kill "$pid"; exit 1; }
-  local status
-  status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $token" "$url")
-  [ "$status" = 200 ] || { echo "$mode: expected 200, got $status" >&2; kill "$pid"; exit 1; }
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The upstream and IdP: a demo gateway, whose printed lines give their addresses and a token.
+RUST_LOG=warn "$bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/upstream.out" 2>/dev/null &
+pids+=($!)
+for _ in $(seq 100); do grep -q '^curl -i -H' "$work/upstream.out" && break; sleep 0.1; done
+upstream=$(grep -o 'echo upstream at http://127.0.0.1:[0-9]*' "$work/upstream.out" | head -1 | sed 's#.*http://##')
+jwks=$(grep -o 'IdP keys at http://[^ ]*' "$work/upstream.out" | head -1 | sed 's#IdP keys at ##')
+token=$(grep -o "Bearer [A-Za-z0-9._-]*" "$work/upstream.out" | head -1 | sed 's#Bearer ##')
+[ -n "$upstream" ] && [ -n "$jwks" ] && [ -n "$token" ] || { echo "the upstream did not start" >&2; exit 1; }
+issuer="${jwks%/.well-known/jwks.json}"
+
+port=$(free_port)
+cat >"$work/gateway.toml" <<TOML
+listen = "127.0.0.1:$port"
+
+[[api]]
+id = "echo"
+context_path = "/echo"
+backend = "http://$upstream"
+
+[[api.plan]]
+id = "gold"
+name = "Gold"
+security = "jwt"
+status = "published"
+algorithms = ["ES256"]
+jwks_url = "$jwks"
+issuer = "$issuer"
+audience = ["api://echo"]
+
+[[application]]
+id = "demo-app"
+client_id = "demo-client"
+
+[[subscription]]
+id = "demo-sub"
+api = "echo"
+plan = "gold"
+application = "demo-app"
+status = "accepted"
+TOML
+
+measure() { # mode url [header] -> one line, and the requests/s in $work/rps_$mode
+  local mode="$1" url="$2" header="${3:-}"
+  local status=000
+  for _ in $(seq 100); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' ${header:+-H "$header"} "$url" || true)
+    [ "$status" = 200 ] && break
+    sleep 0.1
+  done
+  [ "$status" = 200 ] || { echo "$mode: expected 200, got $status" >&2; exit 1; }
   local report
-  report=$(wrk -t1 -c"$conns" -d"${secs}s" --latency -H "Authorization: $token" "$url")
-  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+  report=$(wrk -t1 -c"$conns" -d"${secs}s" --latency ${header:+-H "$header"} "$url")
   local rps p50 p99
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$report")
   p50=$(awk '$1=="50%" {print $2}' <<<"$report")
   p99=$(awk '$1=="99%" {print $2}' <<<"$report")
   printf '%-14s %12s %10s %10s\n' "$mode" "$rps" "$p50" "$p99"
-  echo "$rps" >"/tmp/gateway_load_$mode"
-  rm -f "$out"
+  echo "$rps" >"$work/rps_$mode"
 }
 
-# nginx as a plain reverse proxy (no authentication) to the demo's echo upstream, the same
-# upstream the gateway forwards to: /echo/... -> /..., as the gateway strips its context path.
+run_gateway() { # mode [flags]
+  local mode="$1"; shift
+  RUST_LOG=warn "$bin" --config "$work/gateway.toml" --admin-listen 127.0.0.1:0 "$@" \
+    >"$work/$mode.out" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  measure "$mode" "http://127.0.0.1:$port/echo/hello?name=world" "Authorization: Bearer $token"
+  kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
+}
+
 run_nginx() {
   if ! command -v nginx >/dev/null; then
     echo "installing nginx (Debian package nginx-light)..." >&2
@@ -59,15 +121,8 @@ run_nginx() {
     printf '%-14s %s\n' nginx "skipped: nginx is not installed and could not be installed"
     return
   fi
-  local out dir; out=$(mktemp); dir=$(mktemp -d)
-  RUST_LOG=warn "$bin" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$out" 2>/dev/null &
-  local gw=$!
-  for _ in $(seq 100); do grep -q '^demo: echo upstream at' "$out" && break; sleep 0.1; done
-  local upstream
-  upstream=$(grep -o 'echo upstream at http://127.0.0.1:[0-9]*' "$out" | head -1 | sed 's#.*http://##')
-  [ -n "$upstream" ] || { echo "gateway did not start" >&2; kill "$gw"; exit 1; }
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  local dir="$work/nginx" nport
+  nport=$(free_port)
   mkdir -p "$dir/logs"
   cat >"$dir/nginx.conf" <<CONF
 worker_processes 1;
@@ -78,7 +133,7 @@ http {
   access_log off;
   upstream echo { server $upstream; keepalive 64; }
   server {
-    listen 127.0.0.1:$port;
+    listen 127.0.0.1:$nport;
     location /echo/ {
       proxy_pass http://echo/;
       proxy_http_version 1.1;
@@ -89,38 +144,19 @@ http {
 CONF
   nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
   local ngx=$!
-  local url="http://127.0.0.1:$port/echo/hello?name=world" status=000
-  for _ in $(seq 50); do
-    status=$(curl -s -o /dev/null -w '%{http_code}' "$url" || true)
-    [ "$status" = 200 ] && break
-    sleep 0.1
-  done
-  if [ "$status" != 200 ]; then
-    echo "nginx: expected 200, got $status" >&2; kill "$ngx" "$gw"; exit 1
-  fi
-  local report
-  report=$(wrk -t1 -c"$conns" -d"${secs}s" --latency "$url")
+  pids+=("$ngx")
+  measure nginx "http://127.0.0.1:$nport/echo/hello?name=world"
   kill -QUIT "$ngx"; wait "$ngx" 2>/dev/null || true
-  kill -TERM "$gw"; wait "$gw" 2>/dev/null || true
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$report")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$report")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$report")
-  printf '%-14s %12s %10s %10s\n' nginx "$rps" "$p50" "$p99"
-  echo "$rps" >/tmp/gateway_load_nginx
-  rm -rf "$out" "$dir"
 }
 
-echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores"
+echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores; upstream: the demo's echo server, own process"
 printf '%-14s %12s %10s %10s\n' mode "requests/s" p50 p99
-run jwt_plan
-run without_layer --benchmark-without-plans
-rm -f /tmp/gateway_load_nginx
+run_gateway jwt_plan
+run_gateway without_layer --benchmark-without-plans
 run_nginx
-awk -v a="$(cat /tmp/gateway_load_jwt_plan)" -v b="$(cat /tmp/gateway_load_without_layer)" \
+awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" \
   'BEGIN { printf "ratio jwt_plan/without_layer requests/s: %.3f\n", a / b }'
-if [ -s /tmp/gateway_load_nginx ]; then
-  awk -v a="$(cat /tmp/gateway_load_jwt_plan)" -v b="$(cat /tmp/gateway_load_without_layer)" \
-    -v n="$(cat /tmp/gateway_load_nginx)" \
+if [ -s "$work/rps_nginx" ]; then
+  awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" -v n="$(cat "$work/rps_nginx")" \
     'BEGIN { printf "ratio jwt_plan/nginx requests/s: %.3f; without_layer/nginx: %.3f\n", a / n, b / n }'
 fi

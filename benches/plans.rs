@@ -5,9 +5,10 @@
 //!   subscribed to the last one, token cache off / hit;
 //! - `unsubscribed_off` / `unsubscribed_on`: five plans, a valid token whose client holds no
 //!   subscription (403), repeated;
-//! - `router_noauth` / `router_hit`: an axum `Router` with no auth against the same router
-//!   behind the layer (one plan, cache hit), both sent the same request (token included) and
-//!   finalised with `with_state(())` as `axum::serve` does.
+//! - `router_noauth` / `router_hit` / `router_around_hit`: an axum `Router` with no auth
+//!   against the same router with the layer inside it (`Router::layer`) and around it (the
+//!   layer's service wrapping the router), one plan, cache hit; all sent the same request
+//!   (token included) and finalised with `with_state(())` as `axum::serve` does.
 //!
 //! Run with `cargo bench --bench plans -- --measurement-time 3 --warm-up-time 1`; the ratios of
 //! the means are printed after criterion's report (see BENCHMARKS.md). With
@@ -188,7 +189,13 @@ fn cases(rt: &tokio::runtime::Runtime) -> Vec<Case> {
     out.push(("router_noauth", Box::new(move || one(&mut bare, Some(&same)))));
     let mut guarded =
         router().layer(layer(&jwks, 1, "bench-client", TokenCacheConfig::default())).with_state(());
-    out.push(("router_hit", Box::new(move || one(&mut guarded, Some(&auth)))));
+    let same = auth.clone();
+    out.push(("router_hit", Box::new(move || one(&mut guarded, Some(&same)))));
+    // The layer around the whole router rather than inside it: axum then boxes nothing more
+    // per request than it does without the layer.
+    let mut around =
+        layer(&jwks, 1, "bench-client", TokenCacheConfig::default()).layer(router().with_state(()));
+    out.push(("router_around_hit", Box::new(move || one(&mut around, Some(&auth)))));
     out
 }
 
@@ -262,5 +269,8 @@ fn print_ratios(names: &[&str]) {
     ratio("20 plans / 1 plan, cache hit", "plans_20_hit", "plans_1_hit");
     if let (Some(hit), Some(bare)) = (mean("router_hit"), mean("router_noauth")) {
         println!("  {:<44} {:>8.0} ns", "router with layer (hit) - router, no auth", hit - bare);
+    }
+    if let (Some(hit), Some(bare)) = (mean("router_around_hit"), mean("router_noauth")) {
+        println!("  {:<44} {:>8.0} ns", "layer around router (hit) - router, no auth", hit - bare);
     }
 }

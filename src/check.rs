@@ -149,8 +149,8 @@ struct Pending {
 
 /// Where a pending plan's verification came from.
 enum Origin {
-    /// Verified in this request; what to cache (`None` when the cache is off).
-    Fresh(Option<Arc<Verified>>),
+    /// Verified in this request, with these keys; its cache entry is built only if it is kept.
+    Fresh(Arc<KeySet>),
     /// A token-cache entry.
     Cached(Arc<Verified>, Verdict),
 }
@@ -310,23 +310,15 @@ impl<R: SubscriptionResolver> Check<R> {
             }
         };
         self.last_ids = Some((index, client_id.clone(), user.clone()));
-        let remember = self.shared.token_cache.as_ref().map(|_| {
-            Arc::new(Verified {
-                plans_id: self.plans.id(),
-                plan: index,
-                keys,
-                token: self.token.get_or_insert_with(|| token.into()).clone(),
-                times,
-                client_id: client_id.clone(),
-                user: user.clone(),
-            })
-        });
+        if self.shared.token_cache.is_some() && self.token.is_none() {
+            self.token = Some(token.into());
+        }
         Some(Candidate {
             plan: index,
             client_id,
             user,
             claims: claims.clone(),
-            origin: Origin::Fresh(remember),
+            origin: Origin::Fresh(keys),
         })
     }
 
@@ -419,6 +411,15 @@ impl<R: SubscriptionResolver> Check<R> {
                     self.now,
                 ) =>
             {
+                let remember = match &pending.origin {
+                    Origin::Fresh(keys) => self.entry(&pending, keys),
+                    // A refused token now granted (a new subscription): keep it with the granted.
+                    Origin::Cached(hit, Verdict::Refused) => Some(hit.clone()),
+                    Origin::Cached(_, Verdict::Granted) => None,
+                };
+                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
+                    cache.insert(verified, Verdict::Granted);
+                }
                 let context = PlanContext::shared(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
@@ -428,15 +429,6 @@ impl<R: SubscriptionResolver> Check<R> {
                     pending.client_id,
                     pending.user,
                 );
-                let remember = match pending.origin {
-                    Origin::Fresh(verified) => verified,
-                    // A refused token now granted (a new subscription): keep it with the granted.
-                    Origin::Cached(hit, Verdict::Refused) => Some(hit),
-                    Origin::Cached(_, Verdict::Granted) => None,
-                };
-                if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
-                    cache.insert(verified, Verdict::Granted);
-                }
                 return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });
             }
             Ok(_) => {
@@ -460,13 +452,28 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.verdicts.remember(source, hit.keys.clone());
                 self.claims = Some(pending.claims);
             }
-            Origin::Fresh(verified) => {
+            Origin::Fresh(ref keys) => {
                 if self.refused.is_none() && !self.cached {
-                    self.refused = verified;
+                    self.refused = self.entry(&pending, keys);
                 }
             }
         }
         self.advance(parts).into()
+    }
+
+    /// The token-cache entry for `pending`, verified in this request with `keys` (`None` when
+    /// the cache is off). Built only for the entry kept: the granted plan, or the first refused.
+    fn entry(&self, pending: &Pending, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
+        self.shared.token_cache.as_ref()?;
+        Some(Arc::new(Verified {
+            plans_id: self.plans.id(),
+            plan: pending.plan,
+            keys: keys.clone(),
+            token: self.token.clone()?,
+            times: self.times?,
+            client_id: pending.client_id.clone(),
+            user: pending.user.clone(),
+        }))
     }
 
     /// The store did not answer in time.

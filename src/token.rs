@@ -274,6 +274,17 @@ mod tests {
         }
     }
 
+    /// The characters are checked after the cache lookup now; obs-text is still refused.
+    #[test]
+    fn obs_text_and_non_token68_bytes_are_malformed() {
+        for value in [&b"Bearer a.b.c\xff"[..], b"Bearer \xe9.b.c", b"Bearer a.b,c"] {
+            let mut map = HeaderMap::new();
+            map.insert(AUTHORIZATION, HeaderValue::from_bytes(value).unwrap());
+            let err = TokenSource::default().extract(&map, None).unwrap_err();
+            assert_eq!(err.reason(), Some(InvalidReason::Malformed), "{value:?}");
+        }
+    }
+
     #[test]
     fn two_tokens_are_refused_even_if_equal() {
         assert_eq!(

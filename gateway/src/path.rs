@@ -105,10 +105,9 @@ pub(crate) fn check_routed(path: &str, prefix: &str) -> Result<(), BadPath> {
     // Compared without case rather than on an upper-cased copy: this runs for every request,
     // and most paths have no `%` at all.
     let encoded = path.contains('%');
-    if encoded
-        && (contains_ignore_ascii_case(path, "%2F") || contains_ignore_ascii_case(path, "%5C"))
-        || path.contains('\\')
-    {
+    let encoded_separator = encoded
+        && (contains_ignore_ascii_case(path, "%2F") || contains_ignore_ascii_case(path, "%5C"));
+    if encoded_separator || path.contains('\\') {
         return Err(BadPath("encoded `/` or `\\` in the path"));
     }
     if encoded && path.contains("%00") {

@@ -302,7 +302,7 @@ fn compile_checked(
                 .filter_map(|p| Some((p.id.clone(), p.restrictions.filter(|r| !r.is_empty())?)))
                 .collect(),
         ));
-        let proxy = Proxy::new(prefix.len(), backend, timeout, api_client);
+        let proxy = Proxy::new(prefix.len(), backend, timeout, &api_client);
         // The restrictions sit inside the JWT layer: they count only authorised requests.
         let service = layer.layer(limit.layer(proxy.clone()));
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });

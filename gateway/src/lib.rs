@@ -182,6 +182,7 @@ mod edge;
 mod headers;
 pub mod limits;
 mod path;
+mod pool;
 pub mod proxy;
 pub mod redact;
 pub mod routing;

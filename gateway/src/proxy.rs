@@ -1,5 +1,6 @@
 //! The proxy: the service inside each API's `JwtPlanLayer`, which forwards a request to the
-//! API's backend (hyper-util's client) and answers 502/504 itself when the backend fails.
+//! API's backend (through its [`crate::pool`]) and answers 502/504 itself when the backend
+//! fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
 //! rules, shared with [`crate::routing`]. Imports `body`, `headers` and
@@ -19,21 +20,18 @@ use http::header::{
     CONNECTION, CONTENT_TYPE, EXPECT, HOST, HeaderMap, HeaderName, HeaderValue, TE, TRAILER,
     TRANSFER_ENCODING, UPGRADE,
 };
-use http::uri::{Authority, Scheme};
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde_json::json;
 use tower::Service;
 use tower_jwt_plan::{BoxError, PlanContext};
 
 use crate::body::WatchedBody;
 use crate::headers::{appended, push_ip, set_forwarded};
+pub(crate) use crate::pool::{Backend, HttpClient};
+use crate::pool::{Pool, PoolSettings};
 use crate::tls::ListenerTls;
 
 /// Response body of everything the gateway answers.
@@ -41,51 +39,11 @@ pub(crate) type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
-/// The client every backend request goes through; clones share its connection pool.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, WatchedBody>;
-
-/// A client with connect and idle timeouts, for http and verified https backends (the
-/// system's roots, plus the certificates of `extra_ca_file`).
+/// The backends' connections, with verified TLS for https backends (the system's roots, plus
+/// the certificates of `extra_ca_file`).
 pub(crate) fn http_client_with(extra_ca_file: Option<&Path>) -> Result<HttpClient, String> {
     let connector = crate::tls::backend_connector(extra_ca_file)?;
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(60))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector))
-}
-
-/// A backend URL: `http://` or `https://host[:port][/base/path]`.
-#[derive(Clone)]
-pub(crate) struct Backend {
-    https: bool,
-    authority: Authority,
-    host: HeaderValue,
-    base_path: String,
-}
-
-impl Backend {
-    pub(crate) fn parse(url: &str) -> Result<Self, &'static str> {
-        let uri: Uri = url.parse().map_err(|_| "not a URL")?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err("must be an http:// or https:// URL"),
-        };
-        let authority = uri.authority().ok_or("has no host")?.clone();
-        if authority.as_str().contains('@') {
-            return Err("must not contain user info");
-        }
-        if authority.host().is_empty() {
-            return Err("has no host");
-        }
-        if uri.query().is_some() {
-            return Err("must not have a query string");
-        }
-        let host = HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid host")?;
-        let base_path = uri.path().trim_end_matches('/').to_owned();
-        Ok(Self { https, authority, host, base_path })
-    }
+    Ok(HttpClient::new(connector, PoolSettings::default()))
 }
 
 /// Remote address of the client, for `x-forwarded-for`.
@@ -177,7 +135,7 @@ struct Target {
     prefix_len: usize,
     backend: Backend,
     timeout: Duration,
-    client: HttpClient,
+    pool: Arc<Pool>,
 }
 
 impl Service<Request<Incoming>> for Proxy {
@@ -210,9 +168,10 @@ impl Proxy {
         prefix_len: usize,
         backend: Backend,
         timeout: Duration,
-        client: HttpClient,
+        client: &HttpClient,
     ) -> Self {
-        Self { target: Arc::new(Target { prefix_len, backend, timeout, client }) }
+        let pool = client.pool(&backend);
+        Self { target: Arc::new(Target { prefix_len, backend, timeout, pool }) }
     }
 }
 
@@ -233,12 +192,8 @@ impl Target {
             path.push('?');
             path.push_str(query);
         }
-        let uri = match Uri::builder()
-            .scheme(if self.backend.https { Scheme::HTTPS } else { Scheme::HTTP })
-            .authority(self.backend.authority.clone())
-            .path_and_query(path)
-            .build()
-        {
+        // Origin form: the connection already goes to the backend.
+        let uri = match Uri::builder().path_and_query(path).build() {
             Ok(uri) => uri,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot build the backend URI");
@@ -275,7 +230,7 @@ impl Target {
 
         let (body, body_fault) = WatchedBody::new(body);
         let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        match tokio::time::timeout(self.timeout, self.pool.send(request)).await {
             Ok(Err(_)) if body_fault.happened() => {
                 tracing::debug!(backend = %self.backend.authority, "the client's request body is malformed");
                 gateway_error(
@@ -293,7 +248,7 @@ impl Target {
                 )
             }
             Ok(Err(err)) => {
-                tracing::warn!(backend = %self.backend.authority, error = %error_chain(&err), "backend request failed");
+                tracing::warn!(backend = %self.backend.authority, error = %error_chain(&*err), "backend request failed");
                 gateway_error(
                     StatusCode::BAD_GATEWAY,
                     "BACKEND_UNAVAILABLE",

@@ -145,7 +145,7 @@ pub(crate) fn table_of(
             api.id.as_str(),
             api.restrictions.iter().map(|(plan, r)| (plan.as_str(), *r)),
         );
-        let proxy = Proxy::new(prefix.len(), backend, DEFAULT_BACKEND_TIMEOUT, client.clone());
+        let proxy = Proxy::new(prefix.len(), backend, DEFAULT_BACKEND_TIMEOUT, client);
         // The restrictions sit inside the JWT layer: they count only authorised requests.
         let service = api.layer.layer(limit.layer(proxy.clone()));
         routes.push(Route { api: api.id.as_str().into(), prefix, service, proxy });

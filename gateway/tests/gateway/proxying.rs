@@ -1,5 +1,5 @@
 //! Forwarding to the backend: path and query, streamed bodies, hop-by-hop headers, claim
-//! headers, `Authorization` removal, 502 and 504.
+//! headers, `Authorization` removal, 502 and 504, kept-alive backend connections.
 
 use super::*;
 
@@ -144,4 +144,167 @@ async fn unreachable_backend_is_502_and_slow_backend_is_504() {
     let reply = get(&format!("{base}/echo/slow?ms=10"), Some(&token)).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(&reply.body[..], b"slow done");
+}
+
+/// A backend on raw sockets that counts the connections it accepts. Every request gets
+/// `200` with its path as the body, kept alive, except:
+/// - `/close`: the answer, then, 100 ms later, the backend closes the connection (as on its
+///   idle timeout, without `Connection: close`), so the gateway has pooled it by then;
+/// - `/hold`: a 10-byte body whose second half waits for `release`.
+struct RawBackend {
+    addr: SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl RawBackend {
+    async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the raw backend");
+        let addr = listener.local_addr().expect("address");
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (count, hold) = (accepted.clone(), release.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(Self::serve(stream, hold.clone()));
+            }
+        });
+        Self { addr, accepted, release }
+    }
+
+    async fn serve(stream: tokio::net::TcpStream, release: Arc<tokio::sync::Notify>) {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = BufReader::new(stream);
+        loop {
+            let mut request_line = String::new();
+            if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                return;
+            }
+            // GET requests only: the head ends at the first empty line.
+            loop {
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
+            let written = match path.as_str() {
+                "/hold" => {
+                    let head = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nfirst";
+                    let sent = stream.get_mut().write_all(head.as_bytes()).await;
+                    release.notified().await;
+                    match sent {
+                        Ok(()) => stream.get_mut().write_all(b"-half").await,
+                        Err(err) => Err(err),
+                    }
+                }
+                _ => {
+                    let answer =
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{path}", path.len());
+                    stream.get_mut().write_all(answer.as_bytes()).await
+                }
+            };
+            if path == "/close" {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            if written.is_err() || path == "/close" {
+                return;
+            }
+        }
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// A one-API file in front of this backend: `raw` at `/raw`, `client-1` subscribed.
+    fn config(&self, f: &Fixture) -> String {
+        format!(
+            "{}{}{}",
+            api_with_backend(
+                "raw",
+                "/raw",
+                &format!("http://{}", self.addr),
+                &f.jwt_plan("gold", "")
+            ),
+            app("app-1", "client-1"),
+            sub("sub-1", "raw", "gold", "app-1"),
+        )
+    }
+}
+
+#[tokio::test]
+async fn backend_connections_are_kept_alive_and_one_the_backend_closed_is_replaced() {
+    let f = Fixture::start().await;
+    let backend = RawBackend::start().await;
+    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
+    let token = f.token("client-1");
+
+    for path in ["/a", "/bb", "/ccc"] {
+        let reply = get(&format!("{base}/raw{path}"), Some(&token)).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(&reply.body[..], path.as_bytes());
+    }
+    assert_eq!(backend.accepted(), 1, "three requests in a row share one backend connection");
+
+    let reply = get(&format!("{base}/raw/close"), Some(&token)).await;
+    assert_eq!(&reply.body[..], b"/close");
+    // The backend closes its end 100 ms after answering: the pooled connection is dead by the
+    // next request.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let reply = get(&format!("{base}/raw/after"), Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "body: {:?}", reply.body);
+    assert_eq!(&reply.body[..], b"/after");
+    assert_eq!(backend.accepted(), 2, "the closed connection was replaced by one new one");
+
+    let reply = get(&format!("{base}/raw/again"), Some(&token)).await;
+    assert_eq!(&reply.body[..], b"/again");
+    assert_eq!(backend.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_backend_connection_is_not_lent_while_its_response_is_still_read() {
+    let f = Fixture::start().await;
+    let backend = RawBackend::start().await;
+    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
+    let token = f.token("client-1");
+    // Warm the pool with one idle connection.
+    assert_eq!(&get(&format!("{base}/raw/warm"), Some(&token)).await.body[..], b"/warm");
+
+    let held = Request::get(format!("{base}/raw/hold"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(empty())
+        .expect("request");
+    let held = tokio::time::timeout(EXCHANGE, client().request(held))
+        .await
+        .expect("the held response's head arrives")
+        .expect("request sent");
+    assert_eq!(held.status(), StatusCode::OK);
+
+    // The only pooled connection is busy with `/hold`: this request needs another one, and
+    // must not wait behind the held body.
+    let reply = get(&format!("{base}/raw/meanwhile"), Some(&token)).await;
+    assert_eq!(&reply.body[..], b"/meanwhile");
+    assert_eq!(backend.accepted(), 2);
+
+    backend.release.notify_one();
+    let body = tokio::time::timeout(EXCHANGE, held.into_body().collect())
+        .await
+        .expect("the held body ends")
+        .expect("body read")
+        .to_bytes();
+    assert_eq!(&body[..], b"first-half");
+
+    // Both connections are idle again: no third one.
+    for path in ["/x", "/y", "/z"] {
+        assert_eq!(
+            &get(&format!("{base}/raw{path}"), Some(&token)).await.body[..],
+            path.as_bytes()
+        );
+    }
+    assert_eq!(backend.accepted(), 2);
 }

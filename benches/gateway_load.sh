@@ -6,7 +6,13 @@
 #   jwt_plan       the gateway from a configuration file: one API with a JWT plan (the demo
 #                  IdP's ES256 keys), repeat tokens, so the layer's token cache hits;
 #   without_layer  the same gateway and file with --benchmark-without-plans (same proxy, no layer);
-#   nginx          nginx (one worker, upstream keep-alive) as a plain reverse proxy.
+#   nginx          nginx (one worker, upstream keep-alive) as a plain reverse proxy that sets
+#                  the gateway's forwarding headers (X-Forwarded-*, Forwarded, X-Real-IP);
+#   nginx_plain    the same nginx with its defaults: no forwarding header added.
+#
+# Every row gets the same request, the JWT plan's bearer token included (nginx forwards it
+# untouched, as the gateway does). The upstream echoes the request's headers back, so a row
+# that sent fewer or shorter headers would also get a cheaper answer.
 #
 # The upstream and the IdP are a demo gateway's (`gateway` with no arguments: its echo upstream
 # and its IdP's JWKS), in their own process, so no proxy shares its CPU with them. nginx comes
@@ -110,7 +116,8 @@ run_gateway() { # mode [flags]
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-run_nginx() {
+run_nginx() { # mode, extra configuration lines of the location
+  local mode="$1" extra="$2"
   if ! command -v nginx >/dev/null; then
     echo "installing nginx (Debian package nginx-light)..." >&2
     apt-get install -y nginx-light >/dev/null 2>&1 \
@@ -118,10 +125,10 @@ run_nginx() {
       || true
   fi
   if ! command -v nginx >/dev/null; then
-    printf '%-14s %s\n' nginx "skipped: nginx is not installed and could not be installed"
+    printf '%-14s %s\n' "$mode" "skipped: nginx is not installed and could not be installed"
     return
   fi
-  local dir="$work/nginx" nport
+  local dir="$work/$mode" nport
   nport=$(free_port)
   mkdir -p "$dir/logs"
   cat >"$dir/nginx.conf" <<CONF
@@ -138,6 +145,7 @@ http {
       proxy_pass http://echo/;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+$extra
     }
   }
 }
@@ -145,18 +153,31 @@ CONF
   nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off;' &
   local ngx=$!
   pids+=("$ngx")
-  measure nginx "http://127.0.0.1:$nport/echo/hello?name=world"
+  measure "$mode" "http://127.0.0.1:$nport/echo/hello?name=world" "Authorization: Bearer $token"
   kill -QUIT "$ngx"; wait "$ngx" 2>/dev/null || true
 }
+
+# The gateway's forwarding headers, in nginx: the same request reaches the upstream, which
+# echoes every header back, so both proxies move the same bytes.
+same_headers='      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header Forwarded "for=$remote_addr;host=\"$http_host\";proto=$scheme";'
 
 echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores; upstream: the demo's echo server, own process"
 printf '%-14s %12s %10s %10s\n' mode "requests/s" p50 p99
 run_gateway jwt_plan
 run_gateway without_layer --benchmark-without-plans
-run_nginx
+run_nginx nginx "$same_headers"
+run_nginx nginx_plain ""
 awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" \
   'BEGIN { printf "ratio jwt_plan/without_layer requests/s: %.3f\n", a / b }'
 if [ -s "$work/rps_nginx" ]; then
   awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" -v n="$(cat "$work/rps_nginx")" \
     'BEGIN { printf "ratio jwt_plan/nginx requests/s: %.3f; without_layer/nginx: %.3f\n", a / n, b / n }'
+fi
+if [ -s "$work/rps_nginx_plain" ]; then
+  awk -v a="$(cat "$work/rps_jwt_plan")" -v n="$(cat "$work/rps_nginx_plain")" \
+    'BEGIN { printf "ratio jwt_plan/nginx_plain requests/s: %.3f\n", a / n }'
 fi

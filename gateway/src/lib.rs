@@ -127,8 +127,11 @@
 //!   appended (`for=<client>;host=<Host>;proto=http`, as `x-forwarded-for` gets the client) and
 //!   `X-Real-IP` is the client's address. A request body that cannot be read (malformed
 //!   chunked encoding) is 400 `BAD_REQUEST_BODY`, not a backend error.
-//! - Forwarding (hyper-util's client): method, path without the context path, query, headers
-//!   and a streamed body. Hop-by-hop headers (`connection` and the names it lists,
+//! - Forwarding (HTTP/1.1, one pool of kept-alive connections per backend): method, path
+//!   without the context path, query, headers and a streamed body. A connection is reused once
+//!   its response has been read whole; idle ones close after 60 seconds, and at most 256 wait
+//!   per backend. A request that a pooled connection could not start to send (the backend had
+//!   closed it) goes out on another; one that was sent is never repeated. Hop-by-hop headers (`connection` and the names it lists,
 //!   `keep-alive`, `proxy-*`, `te`, `trailer`, `transfer-encoding`, `upgrade`) are dropped both
 //!   ways, `Host` is the backend's, `x-forwarded-for`/`-host`/`-proto` are set. An unreachable
 //!   backend is 502 `BACKEND_UNAVAILABLE`; no response headers within `backend_timeout_secs` is

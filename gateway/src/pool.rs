@@ -301,18 +301,19 @@ impl PooledBody {
     /// A body with nothing to read gives its connection back at once.
     fn released_if_empty(mut self) -> Self {
         if self.inner.is_end_stream() {
-            self.release(&mut Context::from_waker(Waker::noop()));
+            self.release();
         }
         self
     }
 
     /// Gives the connection back, once it has taken in the end of the response.
-    fn release(&mut self, cx: &mut Context<'_>) {
+    fn release(&mut self) {
         if let Some(mut link) = self.link.take() {
             // The connection turns idle on the poll after the one that delivered the last
             // bytes. One that does not (the backend answered before it read the whole request
-            // body) is closed: dropped here.
-            if link.poll_idle(cx) {
+            // body) is closed: dropped here. A no-op waker: an idle connection wakes nobody;
+            // the request that takes it next registers its own.
+            if link.poll_idle(&mut Context::from_waker(Waker::noop())) {
                 self.pool.put(link);
             }
         }
@@ -335,8 +336,8 @@ impl Body for PooledBody {
         match &polled {
             // hyper's server stops polling once `is_end_stream` says so, so the last frame of a
             // sized body must release the connection, not only the final `None`.
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(cx),
-            Poll::Ready(None) => this.release(cx),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(None) => this.release(),
             // An error leaves the connection unusable: it closes with the link.
             Poll::Ready(Some(Err(_))) => this.link = None,
             Poll::Ready(Some(Ok(_))) | Poll::Pending => {}

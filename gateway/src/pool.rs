@@ -167,7 +167,7 @@ impl Pool {
         mut request: Request<WatchedBody>,
     ) -> Result<Response<PooledBody>, BoxError> {
         loop {
-            let (mut link, reused) = match self.take_idle().await {
+            let (mut link, reused) = match self.take_idle() {
                 Some(link) => (link, true),
                 None => (self.connect().await?, false),
             };
@@ -177,24 +177,24 @@ impl Pool {
                     let body = PooledBody { inner: body, link: Some(link), pool: self.clone() };
                     return Ok(Response::from_parts(parts, body.released_if_empty()));
                 }
-                Err(mut err) => match err.take_message() {
-                    // The backend closed the connection before the request could start: it
-                    // has seen nothing, so another connection may carry it. Each retry uses up
-                    // an idle connection, so this ends with a new one at the latest.
-                    Some(unsent) if reused => request = unsent,
-                    _ => return Err(err.into_error().into()),
-                },
+                // The backend closed the connection before the request could start: it has
+                // seen nothing, so another connection may carry it. Each retry uses up an idle
+                // connection, so this ends with a new one at the latest.
+                Err(Failed::Unsent(unsent, _)) if reused => request = *unsent,
+                Err(Failed::Unsent(_, err)) => return Err(err.into()),
+                Err(Failed::Error(err)) => return Err(err),
             }
         }
     }
 
     /// The most recently used idle connection that is still open and ready.
-    async fn take_idle(&self) -> Option<Box<Link>> {
+    fn take_idle(&self) -> Option<Box<Link>> {
         loop {
             let Idle { mut link, since } = self.lock_idle().pop()?;
-            if since.elapsed() < self.settings.idle_timeout
-                && poll_fn(|cx| Poll::Ready(link.poll_idle(cx))).await
-            {
+            // Only a look, with a no-op waker: were this task's waker registered here, the
+            // request about to be queued on the connection would wake this task for nothing.
+            // `Link::send` drives the connection with the task's waker.
+            if since.elapsed() < self.settings.idle_timeout && link.poll_idle(&mut quiet()) {
                 return Some(link);
             }
         }
@@ -233,9 +233,25 @@ async fn reap(pool: Weak<Pool>, idle_timeout: Duration) {
         let Some(pool) = pool.upgrade() else { return };
         // A no-op waker: the reaper only looks; the request that takes a connection next
         // registers its own.
-        let mut cx = Context::from_waker(Waker::noop());
+        let mut cx = quiet();
         pool.lock_idle()
             .retain_mut(|idle| idle.since.elapsed() < idle_timeout && idle.link.poll_idle(&mut cx));
+    }
+}
+
+/// Why a request got no response.
+enum Failed {
+    /// Not sent at all: the request, intact, and why.
+    Unsent(Box<Request<WatchedBody>>, hyper::Error),
+    Error(BoxError),
+}
+
+impl From<TrySendError<Request<WatchedBody>>> for Failed {
+    fn from(mut err: TrySendError<Request<WatchedBody>>) -> Self {
+        match err.take_message() {
+            Some(request) => Self::Unsent(Box::new(request), err.into_error()),
+            None => Self::Error(err.into_error().into()),
+        }
     }
 }
 
@@ -268,25 +284,32 @@ impl Link {
     }
 
     /// Sends `request` and drives the connection until the response's head has arrived.
-    async fn send(
-        &mut self,
-        request: Request<WatchedBody>,
-    ) -> Result<Response<Incoming>, TrySendError<Request<WatchedBody>>> {
+    async fn send(&mut self, request: Request<WatchedBody>) -> Result<Response<Incoming>, Failed> {
         // hyper's future owns what it needs: it does not borrow the sender.
         let mut sent = pin!(self.sender.try_send_request(request));
         poll_fn(|cx| {
-            if let Poll::Ready(result) = sent.as_mut().poll(cx) {
-                return Poll::Ready(result);
+            let open = self.drive(cx);
+            // The answer can only come from driving the connection, which this task does:
+            // polled with the task's waker, hyper's hand-over would wake this very task once
+            // more for nothing.
+            match sent.as_mut().poll(&mut quiet()) {
+                Poll::Ready(result) => Poll::Ready(result.map_err(Failed::from)),
+                Poll::Pending if open => Poll::Pending,
+                // A finished connection fails the requests it did not answer before `drive`
+                // returns; should hyper ever not, this must not hang.
+                Poll::Pending => Poll::Ready(Err(Failed::Error(
+                    "the backend connection closed without an answer".into(),
+                ))),
             }
-            if self.drive(cx) {
-                return Poll::Pending;
-            }
-            // A finished connection has answered every request it took: hyper either sent
-            // the response or failed the request before `drive` returned.
-            sent.as_mut().poll(cx)
         })
         .await
     }
+}
+
+/// A context whose waker does nothing, for futures that only what this task drives can
+/// complete.
+fn quiet() -> Context<'static> {
+    Context::from_waker(Waker::noop())
 }
 
 /// A backend's response body. It drives its connection, which goes back to the pool when the
@@ -313,7 +336,7 @@ impl PooledBody {
             // bytes. One that does not (the backend answered before it read the whole request
             // body) is closed: dropped here. A no-op waker: an idle connection wakes nobody;
             // the request that takes it next registers its own.
-            if link.poll_idle(&mut Context::from_waker(Waker::noop())) {
+            if link.poll_idle(&mut quiet()) {
                 self.pool.put(link);
             }
         }
@@ -329,10 +352,21 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
-        if let Some(link) = &mut this.link {
-            link.drive(cx);
+        // As in `Link::send`: the body's bytes only come from driving the connection here, so
+        // the body is polled with a no-op waker, first to take what is buffered (and tell the
+        // connection to send more), then after the drive.
+        let mut polled = Pin::new(&mut this.inner).poll_frame(&mut quiet());
+        if polled.is_pending() {
+            match &mut this.link {
+                Some(link) => {
+                    link.drive(cx);
+                    polled = Pin::new(&mut this.inner).poll_frame(&mut quiet());
+                }
+                // Not driven by this body any more (cannot happen before its end): wait as
+                // hyper's own client does.
+                None => polled = Pin::new(&mut this.inner).poll_frame(cx),
+            }
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             // hyper's server stops polling once `is_end_stream` says so, so the last frame of a
             // sized body must release the connection, not only the final `None`.

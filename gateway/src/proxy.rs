@@ -50,6 +50,16 @@ pub(crate) fn http_client_with(extra_ca_file: Option<&Path>) -> Result<HttpClien
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientAddr(pub(crate) SocketAddr);
 
+/// The tracing target of the access log (one line per request, at INFO), written by
+/// [`crate::routing`].
+pub(crate) const ACCESS_LOG: &str = "gateway::access";
+
+/// Whether the access log is on (`RUST_LOG`): when it is off, the request path skips what
+/// only the log reads.
+pub(crate) fn access_log_enabled() -> bool {
+    tracing::enabled!(target: ACCESS_LOG, tracing::Level::INFO)
+}
+
 /// The error code of an answer the gateway itself made, for the access log.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GatewayCode(pub(crate) &'static str);
@@ -151,8 +161,11 @@ impl Service<Request<Incoming>> for Proxy {
         let target = self.target.clone();
         Box::pin(async move {
             // The layer put the context in the request; hand it to the access log through the
-            // response, whatever the backend answers.
-            let context = req.extensions().get::<PlanContext>().cloned();
+            // response, whatever the backend answers (when the log is on: an extension costs
+            // an allocation and a map).
+            let context = access_log_enabled()
+                .then(|| req.extensions().get::<PlanContext>().cloned())
+                .flatten();
             let mut response = target.forward(req).await;
             if let Some(context) = context {
                 response.extensions_mut().insert(context);

@@ -22,7 +22,10 @@ use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext, Resource
 
 use crate::headers::{drop_underscore_names, has_several_hosts};
 use crate::path::{BadPath, check_routed, normalize, routing_view};
-use crate::proxy::{Body, ClientAddr, GatewayCode, Proxy, gateway_error, strip_hop_by_hop};
+use crate::proxy::{
+    ACCESS_LOG, Body, ClientAddr, GatewayCode, Proxy, access_log_enabled, gateway_error,
+    strip_hop_by_hop,
+};
 
 /// Counts, for log lines and `--check`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,13 +122,12 @@ impl RoutingTable {
         peer: SocketAddr,
         unprotected: bool,
     ) -> Response<Body> {
-        let started = Instant::now();
-        let method = req.method().clone();
-        // For the access log, the path as received: a clone of the URI shares its bytes where
-        // a copy of the path would allocate for every request.
-        let received = req.uri().clone();
+        // For the access log, when it is on: the path as received (a clone of the URI shares
+        // its bytes where a copy of the path would allocate for every request).
+        let log =
+            access_log_enabled().then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
         let mut api = None;
-        let response = if method == Method::CONNECT {
+        let response = if req.method() == Method::CONNECT {
             gateway_error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "METHOD_NOT_ALLOWED",
@@ -163,6 +165,7 @@ impl RoutingTable {
         } else {
             gateway_error(StatusCode::NOT_FOUND, "NO_ROUTE", "no API is served at this path")
         };
+        let Some((started, method, received)) = log else { return response };
         let extensions = response.extensions();
         let context = extensions.get::<PlanContext>();
         let error = extensions
@@ -170,7 +173,7 @@ impl RoutingTable {
             .map(AuthError::code)
             .or_else(|| extensions.get::<GatewayCode>().map(|c| c.0));
         tracing::info!(
-            target: "gateway::access",
+            target: ACCESS_LOG,
             method = %method,
             path = %received.path(),
             status = response.status().as_u16(),

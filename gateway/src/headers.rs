@@ -1,6 +1,6 @@
 //! Request header rules the gateway applies at the edge, before any API sees the request:
 //! names with `_` are dropped, two `Host` headers are refused, and the `Forwarded` and
-//! `X-Real-IP` headers are set from the connection.
+//! `X-Real-IP` headers are set from the connection (`Hop`), `X-Forwarded-For` appended to.
 //!
 //! CGI, WSGI, PHP and Rack map `x-user-id` and `x_user_id` to the same `HTTP_X_USER_ID`, so a
 //! client-sent `x_user_id` would sit beside a claim header the gateway injected (or an
@@ -11,6 +11,7 @@
 
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use http::header::{FORWARDED, HOST, HeaderMap, HeaderName, HeaderValue};
 
@@ -91,11 +92,32 @@ pub(crate) fn appended(
     HeaderValue::try_from(value).ok()
 }
 
-/// Append this hop to `Forwarded` (as `x-forwarded-for` is appended to) and set `X-Real-IP`
-/// to the client's address: `for` is the peer, `host` the request's `Host`, `proto` `http`.
-pub(crate) fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: Option<&str>) {
-    let ip = peer.ip();
-    let forwarded = appended(headers, &FORWARDED, |element| {
+/// `X-Forwarded-For`, which gets the client's address appended.
+pub(crate) const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// One client connection as this hop shows it: the peer, and the header values that depend on
+/// it alone, made once per connection instead of once per request.
+#[derive(Debug)]
+pub(crate) struct Hop {
+    peer: SocketAddr,
+    /// The peer's address as text: `X-Real-IP`, and `X-Forwarded-For` when the request has none.
+    ip: Option<HeaderValue>,
+    /// `Forwarded` for the first `Host` of the connection, when the request had no `Forwarded`:
+    /// every request of a connection usually sends the same `Host`.
+    forwarded: OnceLock<(Option<HeaderValue>, Option<HeaderValue>)>,
+}
+
+impl Hop {
+    pub(crate) fn new(peer: SocketAddr) -> Self {
+        let mut ip = String::with_capacity(15);
+        push_ip(&mut ip, peer.ip());
+        Self { peer, ip: HeaderValue::try_from(ip).ok(), forwarded: OnceLock::new() }
+    }
+
+    /// This hop's `Forwarded` element: `for` is the peer, `host` the request's `Host`, `proto`
+    /// `http`.
+    fn element(&self, host: Option<&str>, element: &mut String) {
+        let ip = self.peer.ip();
         element.push_str("for=");
         if ip.is_ipv4() {
             push_ip(element, ip);
@@ -108,15 +130,37 @@ pub(crate) fn set_forwarded(headers: &mut HeaderMap, peer: SocketAddr, host: Opt
             push_host_param(element, host);
         }
         element.push_str(";proto=http");
-    });
+    }
+}
+
+/// Append this hop to `Forwarded` and `X-Forwarded-For`, and set `X-Real-IP` to the client's
+/// address. `host` is the `Host` the client sent.
+pub(crate) fn set_forwarded(headers: &mut HeaderMap, hop: &Hop, host: Option<&HeaderValue>) {
+    let shown_host = host.and_then(|host| host.to_str().ok());
+    let appended_hop = |headers: &HeaderMap| {
+        appended(headers, &FORWARDED, |element| hop.element(shown_host, element))
+    };
+    let forwarded = if headers.contains_key(FORWARDED) {
+        appended_hop(headers)
+    } else {
+        let (for_host, value) =
+            hop.forwarded.get_or_init(|| (host.cloned(), appended_hop(headers)));
+        if for_host.as_ref() == host { value.clone() } else { appended_hop(headers) }
+    };
     match forwarded {
         Some(value) => headers.insert(FORWARDED, value),
         None => headers.remove(FORWARDED),
     };
-    let mut real_ip = String::with_capacity(15);
-    push_ip(&mut real_ip, ip);
-    if let Ok(value) = HeaderValue::try_from(real_ip) {
-        headers.insert(X_REAL_IP, value);
+    let forwarded_for = if headers.contains_key(X_FORWARDED_FOR) {
+        appended(headers, &X_FORWARDED_FOR, |element| push_ip(element, hop.peer.ip()))
+    } else {
+        hop.ip.clone()
+    };
+    if let Some(value) = forwarded_for {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if let Some(ip) = &hop.ip {
+        headers.insert(X_REAL_IP, ip.clone());
     }
 }
 
@@ -131,7 +175,8 @@ mod tests {
         headers.insert(X_REAL_IP, HeaderValue::from_static("1.2.3.4"));
         headers.insert("x_real_ip", HeaderValue::from_static("1.2.3.4"));
         assert_eq!(drop_underscore_names(&mut headers), 1);
-        set_forwarded(&mut headers, "[::1]:9".parse().expect("addr"), Some("gw:8080"));
+        let hop = Hop::new("[::1]:9".parse().expect("addr"));
+        set_forwarded(&mut headers, &hop, Some(&HeaderValue::from_static("gw:8080")));
         assert_eq!(headers[FORWARDED], "for=1.2.3.4, for=\"[::1]\";host=\"gw:8080\";proto=http");
         assert_eq!(headers[X_REAL_IP], "::1");
     }
@@ -157,8 +202,42 @@ mod tests {
             (None, "for=10.0.0.1;proto=http"),
         ] {
             let mut headers = HeaderMap::new();
-            set_forwarded(&mut headers, peer, host);
+            let host = host.map(HeaderValue::from_static);
+            set_forwarded(&mut headers, &Hop::new(peer), host.as_ref());
             assert_eq!(headers[FORWARDED], expected, "{host:?}");
+            assert_eq!(headers[X_REAL_IP], "10.0.0.1");
+        }
+    }
+
+    #[test]
+    fn one_connection_hop_gives_each_request_its_own_values() {
+        let hop = Hop::new("10.0.0.1:9".parse().expect("addr"));
+        let gw = HeaderValue::from_static("gw");
+        let other = HeaderValue::from_static("other");
+        for (host, previous, forwarded, forwarded_for) in [
+            (Some(&gw), None, "for=10.0.0.1;host=gw;proto=http", "10.0.0.1"),
+            (Some(&gw), None, "for=10.0.0.1;host=gw;proto=http", "10.0.0.1"),
+            (Some(&other), None, "for=10.0.0.1;host=other;proto=http", "10.0.0.1"),
+            (None, None, "for=10.0.0.1;proto=http", "10.0.0.1"),
+            (
+                Some(&gw),
+                Some("9.9.9.9"),
+                "for=9.9.9.9, for=10.0.0.1;host=gw;proto=http",
+                "9.9.9.9, 10.0.0.1",
+            ),
+            (Some(&gw), None, "for=10.0.0.1;host=gw;proto=http", "10.0.0.1"),
+        ] {
+            let mut headers = HeaderMap::new();
+            if let Some(previous) = previous {
+                headers.insert(
+                    FORWARDED,
+                    HeaderValue::from_str(&format!("for={previous}")).expect("value"),
+                );
+                headers.insert(X_FORWARDED_FOR, HeaderValue::from_static(previous));
+            }
+            set_forwarded(&mut headers, &hop, host);
+            assert_eq!(headers[FORWARDED], forwarded);
+            assert_eq!(headers[X_FORWARDED_FOR], forwarded_for);
             assert_eq!(headers[X_REAL_IP], "10.0.0.1");
         }
     }

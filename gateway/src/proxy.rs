@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,7 +28,7 @@ use tower::Service;
 use tower_jwt_plan::{BoxError, PlanContext};
 
 use crate::body::WatchedBody;
-use crate::headers::{appended, push_ip, set_forwarded};
+use crate::headers::{Hop, set_forwarded};
 pub(crate) use crate::pool::{Backend, HttpClient};
 use crate::pool::{Pool, PoolSettings};
 use crate::tls::ListenerTls;
@@ -46,9 +45,9 @@ pub(crate) fn http_client_with(extra_ca_file: Option<&Path>) -> Result<HttpClien
     Ok(HttpClient::new(connector, PoolSettings::default()))
 }
 
-/// Remote address of the client, for `x-forwarded-for`.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+/// The client's connection, for `Forwarded`, `X-Forwarded-For` and `X-Real-IP`.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientAddr(pub(crate) Arc<Hop>);
 
 /// The tracing target of the access log (one line per request, at INFO), written by
 /// [`crate::routing`].
@@ -64,7 +63,6 @@ pub(crate) fn access_log_enabled() -> bool {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct GatewayCode(pub(crate) &'static str);
 
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -224,14 +222,8 @@ impl Target {
         }
         let proto = if parts.extensions.get::<ListenerTls>().is_some() { "https" } else { "http" };
         parts.headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        if let Some(ClientAddr(peer)) = parts.extensions.get::<ClientAddr>().copied() {
-            let shown_host = original_host.as_ref().and_then(|h| h.to_str().ok());
-            set_forwarded(&mut parts.headers, peer, shown_host);
-            if let Some(value) =
-                appended(&parts.headers, &X_FORWARDED_FOR, |hop| push_ip(hop, peer.ip()))
-            {
-                parts.headers.insert(X_FORWARDED_FOR, value);
-            }
+        if let Some(ClientAddr(hop)) = parts.extensions.remove::<ClientAddr>() {
+            set_forwarded(&mut parts.headers, &hop, original_host.as_ref());
         } else {
             parts.headers.remove(http::header::FORWARDED);
             parts.headers.remove(crate::headers::X_REAL_IP);

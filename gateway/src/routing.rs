@@ -20,7 +20,7 @@ use tower::ServiceExt;
 use tower_jwt_plan::limit::PlanLimit;
 use tower_jwt_plan::{AuthError, InMemoryResolver, JwtPlan, PlanContext, ResourceMetadataService};
 
-use crate::headers::{drop_underscore_names, has_several_hosts};
+use crate::headers::{Hop, drop_underscore_names, has_several_hosts};
 use crate::path::{BadPath, check_routed, normalize, routing_view};
 use crate::proxy::{
     ACCESS_LOG, Body, ClientAddr, GatewayCode, Proxy, access_log_enabled, gateway_error,
@@ -119,7 +119,7 @@ impl RoutingTable {
     pub(crate) async fn handle(
         &self,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        hop: &Arc<Hop>,
         unprotected: bool,
     ) -> Response<Body> {
         // For the access log, when it is on: the path as received (a clone of the URI shares
@@ -152,7 +152,7 @@ impl RoutingTable {
             // no alias (`x_user_id`) of a header it sets reaches the backend.
             strip_hop_by_hop(req.headers_mut());
             drop_underscore_names(req.headers_mut());
-            req.extensions_mut().insert(ClientAddr(peer));
+            req.extensions_mut().insert(ClientAddr(hop.clone()));
             let response = if unprotected {
                 route.proxy.clone().oneshot(req).await.map(|r| r.map(BodyExt::boxed_unsync))
             } else {

@@ -31,6 +31,7 @@ use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, Restrictions};
 use crate::compile::compile;
 use crate::config::{Config, load_config};
 use crate::edge::{self, Admission};
+use crate::headers::Hop;
 use crate::limits::Limits;
 use crate::proxy::{Body, HttpClient, http_client_with};
 use crate::routing::{RoutingTable, Summary};
@@ -215,9 +216,9 @@ impl Gateway {
     }
 
     /// Answer one request with the table serving now.
-    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn handle(&self, req: Request<Incoming>, hop: &Arc<Hop>) -> Response<Body> {
         let table = self.inner.current.load_full();
-        table.handle(req, peer, self.inner.unprotected).await
+        table.handle(req, hop, self.inner.unprotected).await
     }
 }
 
@@ -278,10 +279,11 @@ async fn serve_connection(
 ) {
     let limits = gateway.inner.limits;
     let _ = stream.set_nodelay(true);
+    let hop = Arc::new(Hop::new(peer));
     let Some(tls) = gateway.inner.tls.clone() else {
         let service = hyper::service::service_fn(move |req| {
-            let gateway = gateway.clone();
-            async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+            let (gateway, hop) = (gateway.clone(), hop.clone());
+            async move { Ok::<_, Infallible>(gateway.handle(req, &hop).await) }
         });
         edge::serve_connection(stream, peer, limits, service, stop, permit).await;
         return;
@@ -300,14 +302,14 @@ async fn serve_connection(
     };
     let certificate = accepted.client_certificate;
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-        let gateway = gateway.clone();
+        let (gateway, hop) = (gateway.clone(), hop.clone());
         // The verified certificate of this connection, for plans with `confirmation`; a value
         // a client sent in a header never becomes one.
         req.extensions_mut().insert(ListenerTls);
         if let Some(certificate) = &certificate {
             req.extensions_mut().insert(certificate.clone());
         }
-        async move { Ok::<_, Infallible>(gateway.handle(req, peer).await) }
+        async move { Ok::<_, Infallible>(gateway.handle(req, &hop).await) }
     });
     edge::serve_connection(accepted.stream, peer, limits, service, stop, permit).await;
 }

@@ -190,11 +190,13 @@ impl Pool {
     /// The most recently used idle connection that is still open and ready.
     fn take_idle(&self) -> Option<Box<Link>> {
         loop {
-            let Idle { mut link, since } = self.lock_idle().pop()?;
-            // Only a look, with a no-op waker: were this task's waker registered here, the
-            // request about to be queued on the connection would wake this task for nothing.
-            // `Link::send` drives the connection with the task's waker.
-            if since.elapsed() < self.settings.idle_timeout && link.poll_idle(&mut quiet()) {
+            let Idle { link, since } = self.lock_idle().pop()?;
+            // Not driven here: `Link::send` drives it right after. A connection the backend
+            // closed while it was idle then gives the request back unsent, and `send` retries.
+            if since.elapsed() < self.settings.idle_timeout
+                && !link.sender.is_closed()
+                && link.sender.is_ready()
+            {
                 return Some(link);
             }
         }

@@ -5,8 +5,10 @@
 //! ("What is checked, in order"); if no plan passes, the most telling refusal is answered
 //! (an outage outranks "no subscription", which outranks "invalid token").
 //!
-//! [`Check`] runs synchronously up to the next [`Wait`] (keys being fetched, or the store being
-//! asked) and hands that wait to the response future, which polls it and resumes the check.
+//! [`Check`] runs synchronously up to a decision or the next [`Wait`] (keys being fetched, or
+//! the store being asked) and hands that wait to the response future, which polls it and
+//! resumes the check. A store that answers at once ([`SubscriptionResolver::resolve_now`]) is
+//! no wait: with it and the keys at hand, the service's `call` gets the decision itself.
 //! This module imports neither the layer, the service nor the future.
 
 use std::collections::VecDeque;
@@ -89,9 +91,33 @@ pub(crate) enum Step<F> {
     Pass(Granted),
 }
 
-impl<F> From<Result<Wait<F>, AuthError>> for Step<F> {
-    fn from(result: Result<Wait<F>, AuthError>) -> Self {
-        result.map_or_else(Step::Refuse, Step::Wait)
+/// Where the synchronous checks stopped: a wait, or a store that answered at once
+/// ([`SubscriptionResolver::resolve_now`]) for the pending plan.
+enum Stop<F> {
+    Wait(Wait<F>),
+    Answered(Pending, Option<Arc<Subscription>>),
+}
+
+/// A subscription as the store gave it: owned (a future's answer) or shared (an answer at once).
+enum Found {
+    Owned(Subscription),
+    Shared(Arc<Subscription>),
+}
+
+impl Found {
+    fn get(&self) -> &Subscription {
+        match self {
+            Found::Owned(sub) => sub,
+            Found::Shared(sub) => sub,
+        }
+    }
+
+    /// The application and subscription ids, for the context.
+    fn into_ids(self) -> (Arc<str>, Arc<str>) {
+        match self {
+            Found::Owned(sub) => (sub.application, sub.id),
+            Found::Shared(sub) => (sub.application.clone(), sub.id.clone()),
+        }
     }
 }
 
@@ -194,11 +220,27 @@ impl<R: SubscriptionResolver> Check<R> {
         }
     }
 
-    /// Run the synchronous checks up to the next wait (keys or store) or a refusal. A grant
-    /// always comes from the store's answer, so it is never returned here.
-    pub(crate) fn advance(&mut self, parts: &Parts) -> Result<Wait<R::Future>, AuthError> {
+    /// Run the checks up to the next wait (keys or store), a refusal, or a grant: a store that
+    /// answers at once ([`SubscriptionResolver::resolve_now`]) is decided here, plan after
+    /// plan, so such a request never waits.
+    pub(crate) fn advance(&mut self, parts: &Parts) -> Step<R::Future> {
+        loop {
+            match self.verify(parts) {
+                Ok(Stop::Wait(wait)) => return Step::Wait(wait),
+                Err(err) => return Step::Refuse(err),
+                Ok(Stop::Answered(pending, found)) => {
+                    if let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared))) {
+                        return Step::Pass(granted);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The synchronous checks, up to the next wait, refusal, or answer from the store.
+    fn verify(&mut self, parts: &Parts) -> Result<Stop<R::Future>, AuthError> {
         if let Some(next) = self.queue.pop_front() {
-            return self.look_up(next);
+            return Ok(self.look_up(next));
         }
         let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
         if self.exhausted {
@@ -241,7 +283,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 SignatureCheck::Wait(wait) => {
                     self.next = index;
                     self.waited_for = Some(index);
-                    return Ok(Wait::Keys(wait));
+                    return Ok(Stop::Wait(Wait::Keys(wait)));
                 }
                 SignatureCheck::Invalid(err) => {
                     tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, alg = jws.alg_name(), error = %err, "plan refused token");
@@ -254,7 +296,7 @@ impl<R: SubscriptionResolver> Check<R> {
             };
             self.queue_shared(&token, &jws, &claims, parts);
             self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
-            return self.look_up(first);
+            return Ok(self.look_up(first));
         }
         Err(self.refusal())
     }
@@ -358,7 +400,7 @@ impl<R: SubscriptionResolver> Check<R> {
         &mut self,
         token: &[u8],
         parts: &Parts,
-    ) -> Option<Result<Wait<R::Future>, AuthError>> {
+    ) -> Option<Result<Stop<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
         let claims = VerifiedClaims::of_verified_token(hit.token.clone());
@@ -370,29 +412,36 @@ impl<R: SubscriptionResolver> Check<R> {
             return None;
         }
         self.cached = true;
-        Some(self.look_up(Candidate {
+        Some(Ok(self.look_up(Candidate {
             plan: hit.plan,
             client_id: hit.client_id.clone(),
             user: hit.user.clone(),
             claims,
             origin: Origin::Cached(hit, verdict),
-        }))
+        })))
     }
 
-    /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
-    fn look_up(&mut self, candidate: Candidate) -> Result<Wait<R::Future>, AuthError> {
+    /// Ask the store about `client_id` under plan `index`: answered at once by a store that
+    /// can (no query, no future), else the decision waits on the answer.
+    fn look_up(&mut self, candidate: Candidate) -> Stop<R::Future> {
         let Candidate { plan: index, client_id, user, claims, origin } = candidate;
+        let pending = Pending { plan: index, client_id, claims, user, origin };
+        let (api, plan) = (&self.shared.api_id, &self.plans.served[index].id);
+        if let Some(found) = self.shared.resolver.resolve_now(api, plan, &pending.client_id) {
+            return Stop::Answered(pending, found);
+        }
         let query = SubscriptionQuery {
-            api: self.shared.api_id.clone(),
-            plan: self.plans.served[index].id.clone(),
-            client_id: client_id.clone(),
+            api: api.clone(),
+            plan: plan.clone(),
+            client_id: pending.client_id.clone(),
         };
         let future = self.shared.resolver.resolve(query);
-        self.pending = Some(Pending { plan: index, client_id, claims, user, origin });
-        Ok(Wait::Store(future))
+        self.pending = Some(pending);
+        Stop::Wait(Wait::Store(future))
     }
 
-    /// Take the store's answer for the pending plan; go on with the next plan if it is no.
+    /// Take the store's answer for the pending plan: the grant, or the checks go on with the
+    /// next plan.
     pub(crate) fn resolved(
         &mut self,
         answer: Result<Option<Subscription>, ResolveError>,
@@ -401,10 +450,23 @@ impl<R: SubscriptionResolver> Check<R> {
         let Some(pending) = self.pending.take() else {
             return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
         };
+        match self.decide(pending, answer.map(|found| found.map(Found::Owned))) {
+            Some(granted) => Step::Pass(granted),
+            None => self.advance(parts),
+        }
+    }
+
+    /// The store's answer for `pending`: a grant if the subscription serves it now; otherwise
+    /// the refusal is noted and the state made ready for the next plan (`None`).
+    fn decide(
+        &mut self,
+        pending: Pending,
+        answer: Result<Option<Found>, ResolveError>,
+    ) -> Option<Granted> {
         let plan = &self.plans.served[pending.plan];
         match answer {
-            Ok(Some(sub))
-                if sub.serves_client(
+            Ok(Some(found))
+                if found.get().serves_client(
                     &self.shared.api_id,
                     &plan.id,
                     &pending.client_id,
@@ -420,16 +482,17 @@ impl<R: SubscriptionResolver> Check<R> {
                 if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
                     cache.insert(verified, Verdict::Granted);
                 }
+                let (application, subscription) = found.into_ids();
                 let context = PlanContext::shared(
                     self.shared.api_id.clone(),
                     plan.id.clone(),
                     plan.name.clone(),
-                    sub.application,
-                    sub.id,
+                    application,
+                    subscription,
                     pending.client_id,
                     pending.user,
                 );
-                return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });
+                return Some(Granted { plan: pending.plan, claims: pending.claims, context });
             }
             Ok(_) => {
                 tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, "no usable subscription");
@@ -458,7 +521,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 }
             }
         }
-        self.advance(parts).into()
+        None
     }
 
     /// The token-cache entry for `pending`, verified in this request with `keys` (`None` when

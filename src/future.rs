@@ -4,7 +4,8 @@
 //! - `Checking`: waiting on what the [`Check`] asked for: the subscription store (its own
 //!   future type, never boxed, under a deadline) or, on a cold path, a key fetch (boxed). The
 //!   check itself decides what comes next; this module only polls.
-//! - `Calling`: the inner service's future.
+//! - `Calling`: the inner service's future; where a request starts when the check decided
+//!   it inside `call` (a token-cache hit and a store that answers at once).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -81,6 +82,10 @@ where
         Self { state: State::Refused { response: Some(response) } }
     }
 
+    pub(crate) fn calling(future: S::Future) -> Self {
+        Self { state: State::Calling { future } }
+    }
+
     pub(crate) fn checking(
         check: Check<R>,
         wait: Wait<R::Future>,
@@ -124,7 +129,7 @@ where
                     let step = match waiting.as_mut().project() {
                         WaitingProj::Keys { wait } => {
                             ready!(wait.as_mut().poll(cx));
-                            Step::from(check.advance(parts))
+                            check.advance(parts)
                         }
                         WaitingProj::Store { future, mut deadline } => match future.poll(cx) {
                             Poll::Ready(answer) => check.resolved(answer, parts),

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verdict, Verified};
 use crate::confirmation::{self, ClientCertificate, Confirmation};
-use crate::context::{PlanContext, VerifiedClaims};
+use crate::context::{Held, PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::key::KeySet;
@@ -40,10 +40,14 @@ fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
     claims.get(user_claim).and_then(Value::as_str).map(Into::into)
 }
 
+/// Whether [`beyond_the_token`] reads the claims for `plan`: on a token-cache hit, the claims
+/// are decoded before the store is asked only then.
+fn reads_claims_beyond_the_token(plan: &ServedPlan) -> bool {
+    plan.settings.revocation.is_some() || plan.settings.confirmation != Confirmation::Off
+}
+
 /// The checks that depend on more than the token and the clock, so they run on token-cache
 /// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
-///
-/// On a token-cache hit the claims are decoded only if one of these is configured.
 fn beyond_the_token(
     plan: &ServedPlan,
     claims: &VerifiedClaims,
@@ -112,11 +116,13 @@ impl Found {
         }
     }
 
-    /// The application and subscription ids, for the context.
-    fn into_ids(self) -> (Arc<str>, Arc<str>) {
+    /// What the context keeps: the ids moved out of an owned answer, or the shared one.
+    fn into_held(self) -> Held {
         match self {
-            Found::Owned(sub) => (sub.application, sub.id),
-            Found::Shared(sub) => (sub.application.clone(), sub.id.clone()),
+            Found::Owned(sub) => {
+                Held::Ids { application_id: sub.application, subscription_id: sub.id }
+            }
+            Found::Shared(sub) => Held::Shared(sub),
         }
     }
 }
@@ -160,7 +166,7 @@ struct Candidate {
     plan: usize,
     client_id: Arc<str>,
     user: Option<Arc<str>>,
-    claims: VerifiedClaims,
+    claims: Claims,
     origin: Origin,
 }
 
@@ -168,9 +174,27 @@ struct Candidate {
 struct Pending {
     plan: usize,
     client_id: Arc<str>,
-    claims: VerifiedClaims,
+    claims: Claims,
     user: Option<Arc<str>>,
     origin: Origin,
+}
+
+/// A candidate's claims.
+enum Claims {
+    /// Decoded: by this request's verification, or a hit's that a check already read.
+    Ready(VerifiedClaims),
+    /// A token-cache hit's token: if the request passes, its claims are built with the
+    /// context, in one allocation, and decoded only when read.
+    Cached(Arc<str>),
+}
+
+impl Claims {
+    fn into_verified(self) -> VerifiedClaims {
+        match self {
+            Claims::Ready(claims) => claims,
+            Claims::Cached(token) => VerifiedClaims::of_verified_token(token),
+        }
+    }
 }
 
 /// Where a pending plan's verification came from.
@@ -184,7 +208,8 @@ enum Origin {
 /// A request the check lets through: what [`Check::grant`] puts into it.
 pub(crate) struct Granted {
     plan: usize,
-    claims: VerifiedClaims,
+    /// `None` only for a plan that neither extracts claims nor copies any to a header.
+    claims: Option<VerifiedClaims>,
     context: PlanContext,
 }
 
@@ -359,7 +384,7 @@ impl<R: SubscriptionResolver> Check<R> {
             plan: index,
             client_id,
             user,
-            claims: claims.clone(),
+            claims: Claims::Ready(claims.clone()),
             origin: Origin::Fresh(keys),
         })
     }
@@ -403,14 +428,19 @@ impl<R: SubscriptionResolver> Check<R> {
     ) -> Option<Result<Stop<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
-        let claims = VerifiedClaims::of_verified_token(hit.token.clone());
         // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_time_claims(hit.times, self.now).is_err()
-            || beyond_the_token(plan, &claims, parts).is_err()
         {
             return None;
         }
+        let claims = if reads_claims_beyond_the_token(plan) {
+            let claims = VerifiedClaims::of_verified_token(hit.token.clone());
+            beyond_the_token(plan, &claims, parts).ok()?;
+            Claims::Ready(claims)
+        } else {
+            Claims::Cached(hit.token.clone())
+        };
         self.cached = true;
         Some(Ok(self.look_up(Candidate {
             plan: hit.plan,
@@ -482,17 +512,24 @@ impl<R: SubscriptionResolver> Check<R> {
                 if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
                     cache.insert(verified, Verdict::Granted);
                 }
-                let (application, subscription) = found.into_ids();
-                let context = PlanContext::shared(
-                    self.shared.api_id.clone(),
-                    plan.id.clone(),
-                    plan.name.clone(),
-                    application,
-                    subscription,
-                    pending.client_id,
-                    pending.user,
-                );
-                return Some(Granted { plan: pending.plan, claims: pending.claims, context });
+                let (ids, held) = (plan.ids.clone(), found.into_held());
+                let (client_id, user) = (pending.client_id, pending.user);
+                let (context, claims) = match pending.claims {
+                    Claims::Cached(token) if plan.settings.extract_claims => {
+                        let (context, claims) =
+                            PlanContext::with_claims(ids, held, client_id, user, token);
+                        (context, Some(claims))
+                    }
+                    Claims::Cached(token) => {
+                        let claims = (!plan.claims_to_headers.is_empty())
+                            .then(|| VerifiedClaims::of_verified_token(token));
+                        (PlanContext::shared(ids, held, client_id, user), claims)
+                    }
+                    Claims::Ready(claims) => {
+                        (PlanContext::shared(ids, held, client_id, user), Some(claims))
+                    }
+                };
+                return Some(Granted { plan: pending.plan, claims, context });
             }
             Ok(_) => {
                 tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, "no usable subscription");
@@ -513,7 +550,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.skip = Some(pending.plan);
                 let source = &self.plans.served[pending.plan].settings.keys;
                 self.verdicts.remember(source, hit.keys.clone());
-                self.claims = Some(pending.claims);
+                self.claims = Some(pending.claims.into_verified());
             }
             Origin::Fresh(ref keys) => {
                 if self.refused.is_none() && !self.cached {
@@ -556,18 +593,21 @@ impl<R: SubscriptionResolver> Check<R> {
         for name in &self.plans.owned_headers {
             parts.headers.remove(name);
         }
-        for (claim, header) in &plan.claims_to_headers {
-            let text = match granted.claims.get(claim) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-                _ => continue,
-            };
-            match HeaderValue::from_str(&text) {
-                Ok(value) => {
-                    parts.headers.insert(header.clone(), value);
-                }
-                Err(_) => {
-                    tracing::debug!(target: "tower_jwt_plan", %claim, "claim value cannot be a header value; header not set");
+        // `None` only when there is nothing to copy.
+        if let Some(claims) = &granted.claims {
+            for (claim, header) in &plan.claims_to_headers {
+                let text = match claims.get(claim) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                    _ => continue,
+                };
+                match HeaderValue::from_str(&text) {
+                    Ok(value) => {
+                        parts.headers.insert(header.clone(), value);
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "tower_jwt_plan", %claim, "claim value cannot be a header value; header not set");
+                    }
                 }
             }
         }
@@ -582,8 +622,10 @@ impl<R: SubscriptionResolver> Check<R> {
         if let Some(uri) = self.shared.tokens.strip_query_token(&parts.uri) {
             parts.uri = uri;
         }
-        if plan.settings.extract_claims {
-            parts.extensions.insert(granted.claims);
+        if plan.settings.extract_claims
+            && let Some(claims) = granted.claims
+        {
+            parts.extensions.insert(claims);
         }
         tracing::debug!(target: "tower_jwt_plan", plan = %plan.id, client_id = granted.context.client_id(), "request authorized");
         parts.extensions.insert(granted.context);

@@ -686,6 +686,43 @@ mod token_cache {
         assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 401);
     }
 
+    /// A hit builds its claims with its context: headers and the extension must still follow
+    /// the plan's settings, whatever the store.
+    #[tokio::test]
+    async fn a_hit_copies_claims_to_headers_whether_or_not_it_extracts_them() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let token = rsa().token("k1", &claims());
+        for (extract, header) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut settings = gold(&cache).extract_claims(extract);
+            if header {
+                settings = settings.claim_to_header("sub", "x-user");
+            }
+            let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
+            let layer = JwtPlanLayer::builder("echo")
+                .plan(Plan::jwt("gold", "Gold", settings))
+                .resolver(store)
+                .build()
+                .unwrap();
+            for round in ["verified", "hit"] {
+                let seen = Seen::default();
+                assert_eq!(send(&layer, &seen, bearer(&token)).await.status, 200);
+                let last = seen.last();
+                let case = format!("extract {extract}, header {header}, {round}");
+                let claims = last.extensions.get::<VerifiedClaims>();
+                assert_eq!(claims.is_some(), extract, "{case}");
+                if let Some(claims) = claims {
+                    assert_eq!(claims.get_str("client_id"), Some(CLIENT), "{case}");
+                }
+                let user = last.headers.get("x-user").map(|v| v.to_str().unwrap());
+                assert_eq!(user, header.then_some("alice"), "{case}");
+                let context = last.extensions.get::<PlanContext>().unwrap();
+                assert_eq!((context.plan_id(), context.user()), ("gold", Some("alice")), "{case}");
+            }
+            assert_eq!(layer.cached_tokens(), 1);
+        }
+    }
+
     #[tokio::test]
     async fn disabled_cache_holds_nothing() {
         let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;

@@ -24,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verdict, Verified};
 use crate::confirmation::{self, ClientCertificate, Confirmation};
-use crate::context::{Held, PlanContext, VerifiedClaims};
+use crate::context::{Client, Held, PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::key::KeySet;
@@ -99,7 +99,7 @@ pub(crate) enum Step<F> {
 /// ([`SubscriptionResolver::resolve_now`]) for the pending plan.
 enum Stop<F> {
     Wait(Wait<F>),
-    Answered(Pending, Option<Arc<Subscription>>),
+    Answered(Candidate, Option<Arc<Subscription>>),
 }
 
 /// A subscription as the store gave it: owned (a future's answer) or shared (an answer at once).
@@ -136,7 +136,7 @@ pub(crate) struct Check<R> {
     next: usize,
     waited_for: Option<usize>,
     best: Option<AuthError>,
-    pending: Option<Pending>,
+    pending: Option<Candidate>,
     bypass_cache: bool,
     /// The token's claims, decoded once per request (or taken from the token cache).
     claims: Option<VerifiedClaims>,
@@ -161,48 +161,41 @@ pub(crate) struct Check<R> {
     times: Option<TimeClaims>,
 }
 
-/// A plan whose checks passed, waiting for its turn at the store.
+/// A plan whose checks passed: waiting for its turn at the store, or on the store.
 struct Candidate {
     plan: usize,
-    client_id: Arc<str>,
-    user: Option<Arc<str>>,
-    claims: Claims,
+    /// `None` on a token-cache hit whose claims no check read: if the request passes, they
+    /// are built with the context, in one allocation, and decoded from the entry's token only
+    /// when read.
+    claims: Option<VerifiedClaims>,
     origin: Origin,
 }
 
-/// A plan whose checks passed, waiting on the subscription store.
-struct Pending {
-    plan: usize,
-    client_id: Arc<str>,
-    claims: Claims,
-    user: Option<Arc<str>>,
-    origin: Origin,
-}
-
-/// A candidate's claims.
-enum Claims {
-    /// Decoded: by this request's verification, or a hit's that a check already read.
-    Ready(VerifiedClaims),
-    /// A token-cache hit's token: if the request passes, its claims are built with the
-    /// context, in one allocation, and decoded only when read.
-    Cached(Arc<str>),
-}
-
-impl Claims {
-    fn into_verified(self) -> VerifiedClaims {
-        match self {
-            Claims::Ready(claims) => claims,
-            Claims::Cached(token) => VerifiedClaims::of_verified_token(token),
-        }
-    }
-}
-
-/// Where a pending plan's verification came from.
+/// Where a candidate's verification came from, and so its client id and user.
 enum Origin {
     /// Verified in this request, with these keys; its cache entry is built only if it is kept.
-    Fresh(Arc<KeySet>),
-    /// A token-cache entry.
+    Fresh { keys: Arc<KeySet>, client_id: Arc<str>, user: Option<Arc<str>> },
+    /// A token-cache entry, which holds the client id, the user and the token.
     Cached(Arc<Verified>, Verdict),
+}
+
+impl Candidate {
+    fn client_id(&self) -> &Arc<str> {
+        match &self.origin {
+            Origin::Fresh { client_id, .. } => client_id,
+            Origin::Cached(hit, _) => &hit.client_id,
+        }
+    }
+
+    /// The claims, decoded when read.
+    fn into_claims(self) -> VerifiedClaims {
+        match (self.claims, self.origin) {
+            (Some(claims), _) => claims,
+            (None, Origin::Cached(hit, _)) => VerifiedClaims::of_verified_token(hit.token.clone()),
+            // Not reached: a fresh verification always has its claims.
+            (None, Origin::Fresh { .. }) => VerifiedClaims::from_map(Map::new()),
+        }
+    }
 }
 
 /// A request the check lets through: what [`Check::grant`] puts into it.
@@ -382,10 +375,8 @@ impl<R: SubscriptionResolver> Check<R> {
         }
         Some(Candidate {
             plan: index,
-            client_id,
-            user,
-            claims: Claims::Ready(claims.clone()),
-            origin: Origin::Fresh(keys),
+            claims: Some(claims.clone()),
+            origin: Origin::Fresh { keys, client_id, user },
         })
     }
 
@@ -437,15 +428,13 @@ impl<R: SubscriptionResolver> Check<R> {
         let claims = if reads_claims_beyond_the_token(plan) {
             let claims = VerifiedClaims::of_verified_token(hit.token.clone());
             beyond_the_token(plan, &claims, parts).ok()?;
-            Claims::Ready(claims)
+            Some(claims)
         } else {
-            Claims::Cached(hit.token.clone())
+            None
         };
         self.cached = true;
         Some(Ok(self.look_up(Candidate {
             plan: hit.plan,
-            client_id: hit.client_id.clone(),
-            user: hit.user.clone(),
             claims,
             origin: Origin::Cached(hit, verdict),
         })))
@@ -453,17 +442,15 @@ impl<R: SubscriptionResolver> Check<R> {
 
     /// Ask the store about `client_id` under plan `index`: answered at once by a store that
     /// can (no query, no future), else the decision waits on the answer.
-    fn look_up(&mut self, candidate: Candidate) -> Stop<R::Future> {
-        let Candidate { plan: index, client_id, user, claims, origin } = candidate;
-        let pending = Pending { plan: index, client_id, claims, user, origin };
-        let (api, plan) = (&self.shared.api_id, &self.plans.served[index].id);
-        if let Some(found) = self.shared.resolver.resolve_now(api, plan, &pending.client_id) {
+    fn look_up(&mut self, pending: Candidate) -> Stop<R::Future> {
+        let (api, plan) = (&self.shared.api_id, &self.plans.served[pending.plan].id);
+        if let Some(found) = self.shared.resolver.resolve_now(api, plan, pending.client_id()) {
             return Stop::Answered(pending, found);
         }
         let query = SubscriptionQuery {
             api: api.clone(),
             plan: plan.clone(),
-            client_id: pending.client_id.clone(),
+            client_id: pending.client_id().clone(),
         };
         let future = self.shared.resolver.resolve(query);
         self.pending = Some(pending);
@@ -490,7 +477,7 @@ impl<R: SubscriptionResolver> Check<R> {
     /// the refusal is noted and the state made ready for the next plan (`None`).
     fn decide(
         &mut self,
-        pending: Pending,
+        pending: Candidate,
         answer: Result<Option<Found>, ResolveError>,
     ) -> Option<Granted> {
         let plan = &self.plans.served[pending.plan];
@@ -499,12 +486,12 @@ impl<R: SubscriptionResolver> Check<R> {
                 if found.get().serves_client(
                     &self.shared.api_id,
                     &plan.id,
-                    &pending.client_id,
+                    pending.client_id(),
                     self.now,
                 ) =>
             {
                 let remember = match &pending.origin {
-                    Origin::Fresh(keys) => self.entry(&pending, keys),
+                    Origin::Fresh { keys, .. } => self.entry(&pending, keys),
                     // A refused token now granted (a new subscription): keep it with the granted.
                     Origin::Cached(hit, Verdict::Refused) => Some(hit.clone()),
                     Origin::Cached(_, Verdict::Granted) => None,
@@ -513,20 +500,26 @@ impl<R: SubscriptionResolver> Check<R> {
                     cache.insert(verified, Verdict::Granted);
                 }
                 let (ids, held) = (plan.ids.clone(), found.into_held());
-                let (client_id, user) = (pending.client_id, pending.user);
-                let (context, claims) = match pending.claims {
-                    Claims::Cached(token) if plan.settings.extract_claims => {
-                        let (context, claims) =
-                            PlanContext::with_claims(ids, held, client_id, user, token);
+                let (context, claims) = match (pending.claims, pending.origin) {
+                    (Some(claims), Origin::Fresh { client_id, user, .. }) => {
+                        let client = Client::Own { client_id, user };
+                        (PlanContext::shared(ids, held, client), Some(claims))
+                    }
+                    (Some(claims), Origin::Cached(hit, _)) => {
+                        (PlanContext::shared(ids, held, Client::Cached(hit)), Some(claims))
+                    }
+                    (None, Origin::Cached(hit, _)) if plan.settings.extract_claims => {
+                        let (context, claims) = PlanContext::with_claims(ids, held, hit);
                         (context, Some(claims))
                     }
-                    Claims::Cached(token) => {
+                    (None, Origin::Cached(hit, _)) => {
                         let claims = (!plan.claims_to_headers.is_empty())
-                            .then(|| VerifiedClaims::of_verified_token(token));
-                        (PlanContext::shared(ids, held, client_id, user), claims)
+                            .then(|| VerifiedClaims::of_verified_token(hit.token.clone()));
+                        (PlanContext::shared(ids, held, Client::Cached(hit)), claims)
                     }
-                    Claims::Ready(claims) => {
-                        (PlanContext::shared(ids, held, client_id, user), Some(claims))
+                    // Not reached: a fresh verification always has its claims.
+                    (None, Origin::Fresh { client_id, user, .. }) => {
+                        (PlanContext::shared(ids, held, Client::Own { client_id, user }), None)
                     }
                 };
                 return Some(Granted { plan: pending.plan, claims, context });
@@ -540,19 +533,20 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
+        let plan = pending.plan;
         match pending.origin {
-            Origin::Cached(hit, _) => {
+            Origin::Cached(ref hit, _) => {
                 // The cached plan does not serve this client now: try the other plans, reusing
                 // the cached verification for every plan that shares its key source.
                 self.bypass_cache = true;
                 self.exhausted = false;
                 self.next = 0;
-                self.skip = Some(pending.plan);
-                let source = &self.plans.served[pending.plan].settings.keys;
+                self.skip = Some(plan);
+                let source = &self.plans.served[plan].settings.keys;
                 self.verdicts.remember(source, hit.keys.clone());
-                self.claims = Some(pending.claims.into_verified());
+                self.claims = Some(pending.into_claims());
             }
-            Origin::Fresh(ref keys) => {
+            Origin::Fresh { ref keys, .. } => {
                 if self.refused.is_none() && !self.cached {
                     self.refused = self.entry(&pending, keys);
                 }
@@ -563,16 +557,19 @@ impl<R: SubscriptionResolver> Check<R> {
 
     /// The token-cache entry for `pending`, verified in this request with `keys` (`None` when
     /// the cache is off). Built only for the entry kept: the granted plan, or the first refused.
-    fn entry(&self, pending: &Pending, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
+    fn entry(&self, pending: &Candidate, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
         self.shared.token_cache.as_ref()?;
+        let Origin::Fresh { client_id, user, .. } = &pending.origin else {
+            return None;
+        };
         Some(Arc::new(Verified {
             plans_id: self.plans.id(),
             plan: pending.plan,
             keys: keys.clone(),
             token: self.token.clone()?,
             times: self.times?,
-            client_id: pending.client_id.clone(),
-            user: pending.user.clone(),
+            client_id: client_id.clone(),
+            user: user.clone(),
         }))
     }
 

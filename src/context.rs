@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::cache::Verified;
 use crate::subscription::Subscription;
 use crate::verify::parse_jws;
 
@@ -93,10 +94,12 @@ impl VerifiedClaims {
         match &self.0 {
             Claims::Decoded(map) => map,
             Claims::Token(lazy) => lazy.get(),
-            Claims::Context(context) => match &context.claims {
-                Some(lazy) => lazy.get(),
-                // Not reached: built only from a context that holds claims.
-                None => empty_map(),
+            Claims::Context(context) => match (&context.claims, &context.client) {
+                (Some(decoded), Client::Cached(hit)) => {
+                    decoded.get_or_init(|| decode_verified(&hit.token))
+                }
+                // Not reached: built only from a hit's context that holds claims.
+                _ => empty_map(),
             },
         }
     }
@@ -166,11 +169,18 @@ pub struct PlanContext(Arc<ContextInner>);
 struct ContextInner {
     plan: Arc<PlanIds>,
     subscription: Held,
-    client_id: Arc<str>,
-    user: Option<Arc<str>>,
-    /// The request's claims on a token-cache hit, so that they and the context take one
-    /// allocation; read through the request's [`VerifiedClaims`].
-    claims: Option<Lazy>,
+    client: Client,
+    /// A token-cache hit's claims, decoded from the entry's token when first read through the
+    /// request's [`VerifiedClaims`]: the claims and the context take one allocation.
+    claims: Option<OnceLock<Map<String, Value>>>,
+}
+
+/// Whom the request passed for.
+pub(crate) enum Client {
+    /// Read from the token by this request.
+    Own { client_id: Arc<str>, user: Option<Arc<str>> },
+    /// A token-cache entry: its client id, user and token, shared rather than copied.
+    Cached(Arc<Verified>),
 }
 
 /// The subscription's ids, as the store gave them.
@@ -198,33 +208,26 @@ impl PlanContext {
                 application_id: application_id.into().into(),
                 subscription_id: subscription_id.into().into(),
             },
-            client_id: client_id.into().into(),
-            user: user.map(Into::into),
+            client: Client::Own { client_id: client_id.into().into(), user: user.map(Into::into) },
             claims: None,
         }))
     }
 
     /// The layer's constructor: the ids it already shares are not copied.
-    pub(crate) fn shared(
-        plan: Arc<PlanIds>,
-        subscription: Held,
-        client_id: Arc<str>,
-        user: Option<Arc<str>>,
-    ) -> Self {
-        Self(Arc::new(ContextInner { plan, subscription, client_id, user, claims: None }))
+    pub(crate) fn shared(plan: Arc<PlanIds>, subscription: Held, client: Client) -> Self {
+        Self(Arc::new(ContextInner { plan, subscription, client, claims: None }))
     }
 
-    /// [`shared`](Self::shared) for a token-cache hit: the claims of `token`, decoded when
-    /// first read, in the same allocation as the context.
+    /// [`shared`](Self::shared) for a token-cache hit, with the request's claims (decoded from
+    /// the entry's token when first read) in the same allocation.
     pub(crate) fn with_claims(
         plan: Arc<PlanIds>,
         subscription: Held,
-        client_id: Arc<str>,
-        user: Option<Arc<str>>,
-        token: Arc<str>,
+        hit: Arc<Verified>,
     ) -> (Self, VerifiedClaims) {
-        let claims = Some(Lazy::new(token));
-        let inner = Arc::new(ContextInner { plan, subscription, client_id, user, claims });
+        let client = Client::Cached(hit);
+        let inner =
+            Arc::new(ContextInner { plan, subscription, client, claims: Some(OnceLock::new()) });
         (Self(inner.clone()), VerifiedClaims(Claims::Context(inner)))
     }
 
@@ -261,12 +264,18 @@ impl PlanContext {
 
     /// The client id read from the token.
     pub fn client_id(&self) -> &str {
-        &self.0.client_id
+        match &self.0.client {
+            Client::Own { client_id, .. } => client_id,
+            Client::Cached(hit) => &hit.client_id,
+        }
     }
 
     /// The user claim (default `sub`), when the token has one.
     pub fn user(&self) -> Option<&str> {
-        self.0.user.as_deref()
+        match &self.0.client {
+            Client::Own { user, .. } => user.as_deref(),
+            Client::Cached(hit) => hit.user.as_deref(),
+        }
     }
 
     fn ids(&self) -> [Option<&str>; 7] {
@@ -512,15 +521,19 @@ mod tests {
             crate::SubscriptionStatus::Accepted,
         ));
         let ids = PlanIds::new("echo".into(), "gold".into(), "Gold".into());
-        let (hit, claims) = PlanContext::with_claims(
-            ids.clone(),
-            Held::Shared(sub),
-            "c".into(),
-            Some("alice".into()),
-            token(r#"{"sub":"alice","n":1}"#),
-        );
+        let entry = Verified {
+            plans_id: 1,
+            plan: 0,
+            keys: Arc::new(crate::key::KeySet::default()),
+            token: token(r#"{"sub":"alice","n":1}"#),
+            times: crate::verify::TimeClaims::default(),
+            client_id: "c".into(),
+            user: Some("alice".into()),
+        };
+        let (hit, claims) = PlanContext::with_claims(ids.clone(), Held::Shared(sub), entry.into());
         let held = Held::Ids { application_id: "app-1".into(), subscription_id: "sub-1".into() };
-        let fresh = PlanContext::shared(ids, held, "c".into(), Some("alice".into()));
+        let client = Client::Own { client_id: "c".into(), user: Some("alice".into()) };
+        let fresh = PlanContext::shared(ids, held, client);
         let public =
             PlanContext::new("echo", "gold", "Gold", "app-1", "sub-1", "c", Some("alice".into()));
         assert_eq!(hit, fresh);

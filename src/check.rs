@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
@@ -131,7 +131,9 @@ impl Found {
 /// from the request parts whenever verification resumes after a wait.
 pub(crate) struct Check<R> {
     shared: Arc<Shared<R>>,
-    plans: Arc<PlanSet>,
+    /// Borrowed from the layer's `ArcSwap` (no reference count) while the check runs inside
+    /// `call`; a check that waits holds it as a full reference ([`Check::hold_for_wait`]).
+    plans: Guard<Arc<PlanSet>>,
     now: SystemTime,
     next: usize,
     waited_for: Option<usize>,
@@ -208,7 +210,7 @@ pub(crate) struct Granted {
 
 impl<R: SubscriptionResolver> Check<R> {
     pub(crate) fn new(shared: Arc<Shared<R>>) -> Self {
-        let plans = shared.plans.load_full();
+        let plans = shared.plans.load();
         let now = (shared.clock)();
         Self {
             shared,
@@ -230,6 +232,12 @@ impl<R: SubscriptionResolver> Check<R> {
             last_ids: None,
             times: None,
         }
+    }
+
+    /// Ready the check to wait in the response future: the plan set is held by a reference
+    /// count rather than by one of the thread's few `arc_swap` borrow slots.
+    pub(crate) fn hold_for_wait(&mut self) {
+        self.plans = Guard::from_inner(Arc::clone(&self.plans));
     }
 
     fn note(&mut self, err: AuthError) {

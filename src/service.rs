@@ -82,6 +82,7 @@ where
                 // The ready service goes into the future; the clone left behind starts unready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
+                check.hold_for_wait();
                 ResponseFuture::checking(check, wait, inner, parts, body)
             }
             Step::Refuse(err) => {

@@ -7,7 +7,7 @@
 //! request time strictly inside `(starting_at, ending_at)`. A resolver error is answered with
 //! 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`, never with a pass.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -341,66 +341,46 @@ impl fmt::Debug for BoxResolver {
 }
 
 /// foldhash (randomly seeded per map) rather than SipHash: the keys come from the operator's
-/// subscriptions, and a lookup hashes three strings on every request. Subscriptions sit behind
-/// an `Arc`, so [`InMemoryResolver::resolve_now`] shares one instead of copying five ids.
-type Index = HashMap<Key, Arc<Subscription>, foldhash::fast::RandomState>;
+/// subscriptions, and a lookup hashes three strings on every request. hashbrown rather than
+/// std, for a lookup by borrowed ids ([`KeyRef`]). Subscriptions sit behind an `Arc`, so
+/// [`InMemoryResolver::resolve_now`] shares one instead of copying five ids.
+type Index = hashbrown::HashMap<Key, Arc<Subscription>, foldhash::fast::RandomState>;
 
-/// An index key: (api, plan, client id). Looked up as [`dyn Parts`](Parts), so a request
-/// borrows its three ids instead of building a [`SubscriptionQuery`].
+/// An index key: (api, plan, client id).
 #[derive(Clone)]
 struct Key(SubscriptionQuery);
 
-/// The three ids of a key, owned or borrowed. `Hash` and `Eq` are defined once, here, for both.
-trait Parts {
-    fn parts(&self) -> (&str, &str, &str);
-}
+/// A key looked up by the request's borrowed ids, without building a [`SubscriptionQuery`].
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str, &'a str);
 
-impl Parts for Key {
-    fn parts(&self) -> (&str, &str, &str) {
-        (&self.0.api, &self.0.plan, &self.0.client_id)
+impl Key {
+    fn ids(&self) -> KeyRef<'_> {
+        KeyRef(&self.0.api, &self.0.plan, &self.0.client_id)
     }
 }
 
-impl Parts for (&str, &str, &str) {
-    fn parts(&self) -> (&str, &str, &str) {
-        *self
-    }
-}
-
-impl<'a> std::borrow::Borrow<dyn Parts + 'a> for Key {
-    fn borrow(&self) -> &(dyn Parts + 'a) {
-        self
-    }
-}
-
-impl std::hash::Hash for dyn Parts + '_ {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.parts().hash(state);
-    }
-}
-
-impl PartialEq for dyn Parts + '_ {
-    fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
-    }
-}
-
-impl Eq for dyn Parts + '_ {}
-
-// `Borrow` requires a key to hash and compare as its borrowed form does: these go through it.
+// A key hashes and compares as its borrowed form, which the lookup requires.
 impl std::hash::Hash for Key {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self as &dyn Parts).hash(state);
+        self.ids().hash(state);
     }
 }
 
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.parts() == other.parts()
+        hashbrown::Equivalent::equivalent(&self.ids(), other)
     }
 }
 
 impl Eq for Key {}
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        let KeyRef(api, plan, client_id) = key.ids();
+        self.0 == api && self.1 == plan && self.2 == client_id
+    }
+}
 
 fn key_of(s: &Subscription) -> Key {
     Key(SubscriptionQuery {
@@ -483,7 +463,7 @@ impl InMemoryResolver {
     }
 
     fn find(&self, api: &str, plan: &str, client_id: &str) -> Option<Arc<Subscription>> {
-        self.index.load().get(&(api, plan, client_id) as &dyn Parts).cloned()
+        self.index.load().get(&KeyRef(api, plan, client_id)).cloned()
     }
 }
 
@@ -497,8 +477,9 @@ impl SubscriptionResolver for InMemoryResolver {
     type Future = Ready<Result<Option<Subscription>, ResolveError>>;
 
     fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
-        let found = self.find(&query.api, &query.plan, &query.client_id);
-        ready(Ok(found.map(Arc::unwrap_or_clone)))
+        let index = self.index.load();
+        let key = KeyRef(&query.api, &query.plan, &query.client_id);
+        ready(Ok(index.get(&key).map(|found| Subscription::clone(found))))
     }
 
     /// Always answers: the layer never builds a query or a future for this store.

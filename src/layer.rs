@@ -206,7 +206,9 @@ impl<R> JwtPlanLayerBuilder<R> {
     }
 
     /// Bound on one subscription lookup; past it the request gets 503
-    /// `GATEWAY_PLAN_RESOLUTION_FAILURE`. Default: 5 s.
+    /// `GATEWAY_PLAN_RESOLUTION_FAILURE`. Default: 5 s. A store that answers at once
+    /// ([`SubscriptionResolver::resolve_now`], such as `InMemoryResolver`) never waits, so
+    /// this bounds only lookups through a future.
     pub fn resolver_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.resolver_timeout = timeout;
         self

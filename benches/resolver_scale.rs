@@ -1,5 +1,6 @@
-//! `InMemoryResolver` with 10 to 1,000,000 subscriptions: time per lookup (found and not found)
-//! and resident memory per subscription.
+//! `InMemoryResolver` with 10 to 1,000,000 subscriptions: time per lookup (found and not found,
+//! through `resolve` and through `resolve_now`, which the layer uses) and resident memory per
+//! subscription.
 //!
 //! Run with `cargo bench --bench resolver_scale -- --measurement-time 3 --warm-up-time 1`
 //! (Linux: memory is read from `/proc/self/statm`). Memory is the resident-set growth while the
@@ -73,6 +74,10 @@ fn main() {
         let mut group = c.benchmark_group(format!("resolver_scale/{n}"));
         group.bench_function("found", |b| b.iter(|| lookup(&store, hit.clone())));
         group.bench_function("not_found", |b| b.iter(|| lookup(&store, miss.clone())));
+        // What the layer asks: the ids borrowed, the subscription shared.
+        let now = |q: &SubscriptionQuery| store.resolve_now(&q.api, &q.plan, &q.client_id);
+        group.bench_function("found_now", |b| b.iter(|| now(&hit).unwrap().is_some()));
+        group.bench_function("not_found_now", |b| b.iter(|| now(&miss).unwrap().is_some()));
         group.finish();
     }
     c.final_summary();

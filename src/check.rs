@@ -5,15 +5,17 @@
 //! ("What is checked, in order"); if no plan passes, the most telling refusal is answered
 //! (an outage outranks "no subscription", which outranks "invalid token").
 //!
-//! [`Check`] runs synchronously up to the next [`Wait`] (keys being fetched, or the store being
-//! asked) and hands that wait to the response future, which polls it and resumes the check.
+//! [`Check`] runs synchronously up to a decision or the next [`Wait`] (keys being fetched, or
+//! the store being asked) and hands that wait to the response future, which polls it and
+//! resumes the check. A store that answers at once ([`SubscriptionResolver::resolve_now`]) is
+//! no wait: with it and the keys at hand, the service's `call` gets the decision itself.
 //! This module imports neither the layer, the service nor the future.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, Guard};
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use http::request::Parts;
@@ -22,7 +24,7 @@ use serde_json::{Map, Value};
 
 use crate::cache::{TokenCache, Verdict, Verified};
 use crate::confirmation::{self, ClientCertificate, Confirmation};
-use crate::context::{PlanContext, VerifiedClaims};
+use crate::context::{Client, Held, PlanContext, VerifiedClaims};
 use crate::error::{AuthError, AuthErrorKind, InvalidReason};
 use crate::jwks::KeyWait;
 use crate::key::KeySet;
@@ -38,10 +40,14 @@ fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
     claims.get(user_claim).and_then(Value::as_str).map(Into::into)
 }
 
+/// Whether [`beyond_the_token`] reads the claims for `plan`: on a token-cache hit, the claims
+/// are decoded before the store is asked only then.
+fn reads_claims_beyond_the_token(plan: &ServedPlan) -> bool {
+    plan.settings.revocation.is_some() || plan.settings.confirmation != Confirmation::Off
+}
+
 /// The checks that depend on more than the token and the clock, so they run on token-cache
 /// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
-///
-/// On a token-cache hit the claims are decoded only if one of these is configured.
 fn beyond_the_token(
     plan: &ServedPlan,
     claims: &VerifiedClaims,
@@ -89,9 +95,35 @@ pub(crate) enum Step<F> {
     Pass(Granted),
 }
 
-impl<F> From<Result<Wait<F>, AuthError>> for Step<F> {
-    fn from(result: Result<Wait<F>, AuthError>) -> Self {
-        result.map_or_else(Step::Refuse, Step::Wait)
+/// Where the synchronous checks stopped: a wait, or a store that answered at once
+/// ([`SubscriptionResolver::resolve_now`]) for the pending plan.
+enum Stop<F> {
+    Wait(Wait<F>),
+    Answered(Candidate, Option<Arc<Subscription>>),
+}
+
+/// A subscription as the store gave it: owned (a future's answer) or shared (an answer at once).
+enum Found {
+    Owned(Subscription),
+    Shared(Arc<Subscription>),
+}
+
+impl Found {
+    fn get(&self) -> &Subscription {
+        match self {
+            Found::Owned(sub) => sub,
+            Found::Shared(sub) => sub,
+        }
+    }
+
+    /// What the context keeps: the ids moved out of an owned answer, or the shared one.
+    fn into_held(self) -> Held {
+        match self {
+            Found::Owned(sub) => {
+                Held::Ids { application_id: sub.application, subscription_id: sub.id }
+            }
+            Found::Shared(sub) => Held::Shared(sub),
+        }
     }
 }
 
@@ -99,12 +131,14 @@ impl<F> From<Result<Wait<F>, AuthError>> for Step<F> {
 /// from the request parts whenever verification resumes after a wait.
 pub(crate) struct Check<R> {
     shared: Arc<Shared<R>>,
-    plans: Arc<PlanSet>,
+    /// Borrowed from the layer's `ArcSwap` (no reference count) while the check runs inside
+    /// `call`; a check that waits holds it as a full reference ([`Check::hold_for_wait`]).
+    plans: Guard<Arc<PlanSet>>,
     now: SystemTime,
     next: usize,
     waited_for: Option<usize>,
     best: Option<AuthError>,
-    pending: Option<Pending>,
+    pending: Option<Candidate>,
     bypass_cache: bool,
     /// The token's claims, decoded once per request (or taken from the token cache).
     claims: Option<VerifiedClaims>,
@@ -129,42 +163,54 @@ pub(crate) struct Check<R> {
     times: Option<TimeClaims>,
 }
 
-/// A plan whose checks passed, waiting for its turn at the store.
+/// A plan whose checks passed: waiting for its turn at the store, or on the store.
 struct Candidate {
     plan: usize,
-    client_id: Arc<str>,
-    user: Option<Arc<str>>,
-    claims: VerifiedClaims,
+    /// `None` on a token-cache hit whose claims no check read: if the request passes, they
+    /// are built with the context, in one allocation, and decoded from the entry's token only
+    /// when read.
+    claims: Option<VerifiedClaims>,
     origin: Origin,
 }
 
-/// A plan whose checks passed, waiting on the subscription store.
-struct Pending {
-    plan: usize,
-    client_id: Arc<str>,
-    claims: VerifiedClaims,
-    user: Option<Arc<str>>,
-    origin: Origin,
-}
-
-/// Where a pending plan's verification came from.
+/// Where a candidate's verification came from, and so its client id and user.
 enum Origin {
     /// Verified in this request, with these keys; its cache entry is built only if it is kept.
-    Fresh(Arc<KeySet>),
-    /// A token-cache entry.
+    Fresh { keys: Arc<KeySet>, client_id: Arc<str>, user: Option<Arc<str>> },
+    /// A token-cache entry, which holds the client id, the user and the token.
     Cached(Arc<Verified>, Verdict),
+}
+
+impl Candidate {
+    fn client_id(&self) -> &Arc<str> {
+        match &self.origin {
+            Origin::Fresh { client_id, .. } => client_id,
+            Origin::Cached(hit, _) => &hit.client_id,
+        }
+    }
+
+    /// The claims, decoded when read.
+    fn into_claims(self) -> VerifiedClaims {
+        match (self.claims, self.origin) {
+            (Some(claims), _) => claims,
+            (None, Origin::Cached(hit, _)) => VerifiedClaims::of_verified_token(hit.token.clone()),
+            // Not reached: a fresh verification always has its claims.
+            (None, Origin::Fresh { .. }) => VerifiedClaims::from_map(Map::new()),
+        }
+    }
 }
 
 /// A request the check lets through: what [`Check::grant`] puts into it.
 pub(crate) struct Granted {
     plan: usize,
-    claims: VerifiedClaims,
+    /// `None` only for a plan that neither extracts claims nor copies any to a header.
+    claims: Option<VerifiedClaims>,
     context: PlanContext,
 }
 
 impl<R: SubscriptionResolver> Check<R> {
     pub(crate) fn new(shared: Arc<Shared<R>>) -> Self {
-        let plans = shared.plans.load_full();
+        let plans = shared.plans.load();
         let now = (shared.clock)();
         Self {
             shared,
@@ -188,17 +234,39 @@ impl<R: SubscriptionResolver> Check<R> {
         }
     }
 
+    /// Ready the check to wait in the response future: the plan set is held by a reference
+    /// count rather than by one of the thread's few `arc_swap` borrow slots.
+    pub(crate) fn hold_for_wait(&mut self) {
+        self.plans = Guard::from_inner(Arc::clone(&self.plans));
+    }
+
     fn note(&mut self, err: AuthError) {
         if self.best.as_ref().is_none_or(|best| err.kind().rank() > best.kind().rank()) {
             self.best = Some(err);
         }
     }
 
-    /// Run the synchronous checks up to the next wait (keys or store) or a refusal. A grant
-    /// always comes from the store's answer, so it is never returned here.
-    pub(crate) fn advance(&mut self, parts: &Parts) -> Result<Wait<R::Future>, AuthError> {
+    /// Run the checks up to the next wait (keys or store), a refusal, or a grant: a store that
+    /// answers at once ([`SubscriptionResolver::resolve_now`]) is decided here, plan after
+    /// plan, so such a request never waits.
+    pub(crate) fn advance(&mut self, parts: &Parts) -> Step<R::Future> {
+        loop {
+            match self.verify(parts) {
+                Ok(Stop::Wait(wait)) => return Step::Wait(wait),
+                Err(err) => return Step::Refuse(err),
+                Ok(Stop::Answered(pending, found)) => {
+                    if let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared))) {
+                        return Step::Pass(granted);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The synchronous checks, up to the next wait, refusal, or answer from the store.
+    fn verify(&mut self, parts: &Parts) -> Result<Stop<R::Future>, AuthError> {
         if let Some(next) = self.queue.pop_front() {
-            return self.look_up(next);
+            return Ok(self.look_up(next));
         }
         let token = self.shared.tokens.locate(&parts.headers, parts.uri.query())?;
         if self.exhausted {
@@ -241,7 +309,7 @@ impl<R: SubscriptionResolver> Check<R> {
                 SignatureCheck::Wait(wait) => {
                     self.next = index;
                     self.waited_for = Some(index);
-                    return Ok(Wait::Keys(wait));
+                    return Ok(Stop::Wait(Wait::Keys(wait)));
                 }
                 SignatureCheck::Invalid(err) => {
                     tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, alg = jws.alg_name(), error = %err, "plan refused token");
@@ -254,7 +322,7 @@ impl<R: SubscriptionResolver> Check<R> {
             };
             self.queue_shared(&token, &jws, &claims, parts);
             self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
-            return self.look_up(first);
+            return Ok(self.look_up(first));
         }
         Err(self.refusal())
     }
@@ -315,10 +383,8 @@ impl<R: SubscriptionResolver> Check<R> {
         }
         Some(Candidate {
             plan: index,
-            client_id,
-            user,
-            claims: claims.clone(),
-            origin: Origin::Fresh(keys),
+            claims: Some(claims.clone()),
+            origin: Origin::Fresh { keys, client_id, user },
         })
     }
 
@@ -358,41 +424,49 @@ impl<R: SubscriptionResolver> Check<R> {
         &mut self,
         token: &[u8],
         parts: &Parts,
-    ) -> Option<Result<Wait<R::Future>, AuthError>> {
+    ) -> Option<Result<Stop<R::Future>, AuthError>> {
         let (hit, verdict) = self.shared.token_cache.as_ref()?.get(token)?;
         let plan = self.plans.served.get(hit.plan).filter(|_| hit.plans_id == self.plans.id())?;
-        let claims = VerifiedClaims::of_verified_token(hit.token.clone());
         // A hit that fails a check is verified again in full, which gives the precise refusal.
         if !plan.settings.keys.is_current(&hit.keys)
             || plan.rules.check_time_claims(hit.times, self.now).is_err()
-            || beyond_the_token(plan, &claims, parts).is_err()
         {
             return None;
         }
+        let claims = if reads_claims_beyond_the_token(plan) {
+            let claims = VerifiedClaims::of_verified_token(hit.token.clone());
+            beyond_the_token(plan, &claims, parts).ok()?;
+            Some(claims)
+        } else {
+            None
+        };
         self.cached = true;
-        Some(self.look_up(Candidate {
+        Some(Ok(self.look_up(Candidate {
             plan: hit.plan,
-            client_id: hit.client_id.clone(),
-            user: hit.user.clone(),
             claims,
             origin: Origin::Cached(hit, verdict),
-        }))
+        })))
     }
 
-    /// Ask the store about `client_id` under plan `index`; the decision waits on the answer.
-    fn look_up(&mut self, candidate: Candidate) -> Result<Wait<R::Future>, AuthError> {
-        let Candidate { plan: index, client_id, user, claims, origin } = candidate;
+    /// Ask the store about `client_id` under plan `index`: answered at once by a store that
+    /// can (no query, no future), else the decision waits on the answer.
+    fn look_up(&mut self, pending: Candidate) -> Stop<R::Future> {
+        let (api, plan) = (&self.shared.api_id, &self.plans.served[pending.plan].id);
+        if let Some(found) = self.shared.resolver.resolve_now(api, plan, pending.client_id()) {
+            return Stop::Answered(pending, found);
+        }
         let query = SubscriptionQuery {
-            api: self.shared.api_id.clone(),
-            plan: self.plans.served[index].id.clone(),
-            client_id: client_id.clone(),
+            api: api.clone(),
+            plan: plan.clone(),
+            client_id: pending.client_id().clone(),
         };
         let future = self.shared.resolver.resolve(query);
-        self.pending = Some(Pending { plan: index, client_id, claims, user, origin });
-        Ok(Wait::Store(future))
+        self.pending = Some(pending);
+        Stop::Wait(Wait::Store(future))
     }
 
-    /// Take the store's answer for the pending plan; go on with the next plan if it is no.
+    /// Take the store's answer for the pending plan: the grant, or the checks go on with the
+    /// next plan.
     pub(crate) fn resolved(
         &mut self,
         answer: Result<Option<Subscription>, ResolveError>,
@@ -401,18 +475,31 @@ impl<R: SubscriptionResolver> Check<R> {
         let Some(pending) = self.pending.take() else {
             return Step::Refuse(AuthError::new(AuthErrorKind::ResolutionFailure));
         };
+        match self.decide(pending, answer.map(|found| found.map(Found::Owned))) {
+            Some(granted) => Step::Pass(granted),
+            None => self.advance(parts),
+        }
+    }
+
+    /// The store's answer for `pending`: a grant if the subscription serves it now; otherwise
+    /// the refusal is noted and the state made ready for the next plan (`None`).
+    fn decide(
+        &mut self,
+        pending: Candidate,
+        answer: Result<Option<Found>, ResolveError>,
+    ) -> Option<Granted> {
         let plan = &self.plans.served[pending.plan];
         match answer {
-            Ok(Some(sub))
-                if sub.serves_client(
+            Ok(Some(found))
+                if found.get().serves_client(
                     &self.shared.api_id,
                     &plan.id,
-                    &pending.client_id,
+                    pending.client_id(),
                     self.now,
                 ) =>
             {
                 let remember = match &pending.origin {
-                    Origin::Fresh(keys) => self.entry(&pending, keys),
+                    Origin::Fresh { keys, .. } => self.entry(&pending, keys),
                     // A refused token now granted (a new subscription): keep it with the granted.
                     Origin::Cached(hit, Verdict::Refused) => Some(hit.clone()),
                     Origin::Cached(_, Verdict::Granted) => None,
@@ -420,16 +507,30 @@ impl<R: SubscriptionResolver> Check<R> {
                 if let (Some(cache), Some(verified)) = (&self.shared.token_cache, remember) {
                     cache.insert(verified, Verdict::Granted);
                 }
-                let context = PlanContext::shared(
-                    self.shared.api_id.clone(),
-                    plan.id.clone(),
-                    plan.name.clone(),
-                    sub.application,
-                    sub.id,
-                    pending.client_id,
-                    pending.user,
-                );
-                return Step::Pass(Granted { plan: pending.plan, claims: pending.claims, context });
+                let (ids, held) = (plan.ids.clone(), found.into_held());
+                let (context, claims) = match (pending.claims, pending.origin) {
+                    (Some(claims), Origin::Fresh { client_id, user, .. }) => {
+                        let client = Client::Own { client_id, user };
+                        (PlanContext::shared(ids, held, client), Some(claims))
+                    }
+                    (Some(claims), Origin::Cached(hit, _)) => {
+                        (PlanContext::shared(ids, held, Client::Cached(hit)), Some(claims))
+                    }
+                    (None, Origin::Cached(hit, _)) if plan.settings.extract_claims => {
+                        let (context, claims) = PlanContext::with_claims(ids, held, hit);
+                        (context, Some(claims))
+                    }
+                    (None, Origin::Cached(hit, _)) => {
+                        let claims = (!plan.claims_to_headers.is_empty())
+                            .then(|| VerifiedClaims::of_verified_token(hit.token.clone()));
+                        (PlanContext::shared(ids, held, Client::Cached(hit)), claims)
+                    }
+                    // Not reached: a fresh verification always has its claims.
+                    (None, Origin::Fresh { client_id, user, .. }) => {
+                        (PlanContext::shared(ids, held, Client::Own { client_id, user }), None)
+                    }
+                };
+                return Some(Granted { plan: pending.plan, claims, context });
             }
             Ok(_) => {
                 tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, "no usable subscription");
@@ -440,39 +541,43 @@ impl<R: SubscriptionResolver> Check<R> {
                 self.note(AuthError::new(AuthErrorKind::ResolutionFailure).with_source(err));
             }
         }
+        let plan = pending.plan;
         match pending.origin {
-            Origin::Cached(hit, _) => {
+            Origin::Cached(ref hit, _) => {
                 // The cached plan does not serve this client now: try the other plans, reusing
                 // the cached verification for every plan that shares its key source.
                 self.bypass_cache = true;
                 self.exhausted = false;
                 self.next = 0;
-                self.skip = Some(pending.plan);
-                let source = &self.plans.served[pending.plan].settings.keys;
+                self.skip = Some(plan);
+                let source = &self.plans.served[plan].settings.keys;
                 self.verdicts.remember(source, hit.keys.clone());
-                self.claims = Some(pending.claims);
+                self.claims = Some(pending.into_claims());
             }
-            Origin::Fresh(ref keys) => {
+            Origin::Fresh { ref keys, .. } => {
                 if self.refused.is_none() && !self.cached {
                     self.refused = self.entry(&pending, keys);
                 }
             }
         }
-        self.advance(parts).into()
+        None
     }
 
     /// The token-cache entry for `pending`, verified in this request with `keys` (`None` when
     /// the cache is off). Built only for the entry kept: the granted plan, or the first refused.
-    fn entry(&self, pending: &Pending, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
+    fn entry(&self, pending: &Candidate, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
         self.shared.token_cache.as_ref()?;
+        let Origin::Fresh { client_id, user, .. } = &pending.origin else {
+            return None;
+        };
         Some(Arc::new(Verified {
             plans_id: self.plans.id(),
             plan: pending.plan,
             keys: keys.clone(),
             token: self.token.clone()?,
             times: self.times?,
-            client_id: pending.client_id.clone(),
-            user: pending.user.clone(),
+            client_id: client_id.clone(),
+            user: user.clone(),
         }))
     }
 
@@ -493,18 +598,21 @@ impl<R: SubscriptionResolver> Check<R> {
         for name in &self.plans.owned_headers {
             parts.headers.remove(name);
         }
-        for (claim, header) in &plan.claims_to_headers {
-            let text = match granted.claims.get(claim) {
-                Some(Value::String(s)) => s.clone(),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
-                _ => continue,
-            };
-            match HeaderValue::from_str(&text) {
-                Ok(value) => {
-                    parts.headers.insert(header.clone(), value);
-                }
-                Err(_) => {
-                    tracing::debug!(target: "tower_jwt_plan", %claim, "claim value cannot be a header value; header not set");
+        // `None` only when there is nothing to copy.
+        if let Some(claims) = &granted.claims {
+            for (claim, header) in &plan.claims_to_headers {
+                let text = match claims.get(claim) {
+                    Some(Value::String(s)) => s.clone(),
+                    Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                    _ => continue,
+                };
+                match HeaderValue::from_str(&text) {
+                    Ok(value) => {
+                        parts.headers.insert(header.clone(), value);
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "tower_jwt_plan", %claim, "claim value cannot be a header value; header not set");
+                    }
                 }
             }
         }
@@ -519,8 +627,10 @@ impl<R: SubscriptionResolver> Check<R> {
         if let Some(uri) = self.shared.tokens.strip_query_token(&parts.uri) {
             parts.uri = uri;
         }
-        if plan.settings.extract_claims {
-            parts.extensions.insert(granted.claims);
+        if plan.settings.extract_claims
+            && let Some(claims) = granted.claims
+        {
+            parts.extensions.insert(claims);
         }
         tracing::debug!(target: "tower_jwt_plan", plan = %plan.id, client_id = granted.context.client_id(), "request authorized");
         parts.extensions.insert(granted.context);

@@ -11,6 +11,8 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::cache::Verified;
+use crate::subscription::Subscription;
 use crate::verify::parse_jws;
 
 /// The claims of a token whose signature and claims were verified.
@@ -30,15 +32,35 @@ use crate::verify::parse_jws;
 /// keeps the token, not a second copy of its claims): a request that reads none decodes
 /// nothing, one that reads them pays one decode of the payload, far below a verification.
 #[derive(Clone)]
-pub struct VerifiedClaims(Arc<Claims>);
+pub struct VerifiedClaims(Claims);
 
 /// Where the claims come from.
+#[derive(Clone)]
 enum Claims {
     /// Decoded by this request's verification.
     Decoded(Arc<Map<String, Value>>),
-    /// A token-cache hit: decoded from the (verified) token on first read, so that a cache
-    /// entry holds the token alone and a request that reads no claim decodes nothing.
-    Token { token: Arc<str>, decoded: OnceLock<Map<String, Value>> },
+    /// A token-cache hit whose claims were needed before the request passed (a revocation
+    /// list, a certificate binding).
+    Token(Arc<Lazy>),
+    /// A token-cache hit: kept in the [`PlanContext`]'s allocation, one for both.
+    Context(Arc<ContextInner>),
+}
+
+/// The claims of a verified token, decoded on first read, so that a cache entry holds the
+/// token alone and a request that reads no claim decodes nothing.
+struct Lazy {
+    token: Arc<str>,
+    decoded: OnceLock<Map<String, Value>>,
+}
+
+impl Lazy {
+    fn new(token: Arc<str>) -> Self {
+        Self { token, decoded: OnceLock::new() }
+    }
+
+    fn get(&self) -> &Map<String, Value> {
+        self.decoded.get_or_init(|| decode_verified(&self.token))
+    }
 }
 
 impl VerifiedClaims {
@@ -49,12 +71,12 @@ impl VerifiedClaims {
     }
 
     pub(crate) fn from_arc(map: Arc<Map<String, Value>>) -> Self {
-        Self(Arc::new(Claims::Decoded(map)))
+        Self(Claims::Decoded(map))
     }
 
     /// The claims of `token`, which passed every check before: decoded when first read.
     pub(crate) fn of_verified_token(token: Arc<str>) -> Self {
-        Self(Arc::new(Claims::Token { token, decoded: OnceLock::new() }))
+        Self(Claims::Token(Arc::new(Lazy::new(token))))
     }
 
     /// One claim, if present.
@@ -69,9 +91,16 @@ impl VerifiedClaims {
 
     /// All claims.
     pub fn as_map(&self) -> &Map<String, Value> {
-        match &*self.0 {
+        match &self.0 {
             Claims::Decoded(map) => map,
-            Claims::Token { token, decoded } => decoded.get_or_init(|| decode_verified(token)),
+            Claims::Token(lazy) => lazy.get(),
+            Claims::Context(context) => match (&context.claims, &context.client) {
+                (Some(decoded), Client::Cached(hit)) => {
+                    decoded.get_or_init(|| decode_verified(&hit.token))
+                }
+                // Not reached: built only from a hit's context that holds claims.
+                _ => empty_map(),
+            },
         }
     }
 
@@ -79,6 +108,11 @@ impl VerifiedClaims {
     pub fn deserialize<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         T::deserialize(&Value::Object(self.as_map().clone()))
     }
+}
+
+fn empty_map() -> &'static Map<String, Value> {
+    static EMPTY: OnceLock<Map<String, Value>> = OnceLock::new();
+    EMPTY.get_or_init(Map::new)
 }
 
 /// The claims of a token that already decoded once (it is in the token cache only if it did).
@@ -106,6 +140,19 @@ impl fmt::Debug for VerifiedClaims {
     }
 }
 
+/// The ids of one plan of one API, shared by every context granted under it.
+pub(crate) struct PlanIds {
+    api_id: Arc<str>,
+    plan_id: Arc<str>,
+    plan_name: Arc<str>,
+}
+
+impl PlanIds {
+    pub(crate) fn new(api_id: Arc<str>, plan_id: Arc<str>, plan_name: Arc<str>) -> Arc<Self> {
+        Arc::new(Self { api_id, plan_id, plan_name })
+    }
+}
+
 /// Which API, plan, application and subscription a request passed under.
 ///
 /// ```
@@ -114,18 +161,34 @@ impl fmt::Debug for VerifiedClaims {
 /// println!("{} called {} under plan {}", ctx.client_id(), ctx.api_id(), ctx.plan_id());
 /// # }
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Two contexts are equal when their ids are.
+#[derive(Clone)]
 pub struct PlanContext(Arc<ContextInner>);
 
-#[derive(PartialEq, Eq)]
 struct ContextInner {
-    api_id: Arc<str>,
-    plan_id: Arc<str>,
-    plan_name: Arc<str>,
-    application_id: Arc<str>,
-    subscription_id: Arc<str>,
-    client_id: Arc<str>,
-    user: Option<Arc<str>>,
+    plan: Arc<PlanIds>,
+    subscription: Held,
+    client: Client,
+    /// A token-cache hit's claims, decoded from the entry's token when first read through the
+    /// request's [`VerifiedClaims`]: the claims and the context take one allocation.
+    claims: Option<OnceLock<Map<String, Value>>>,
+}
+
+/// Whom the request passed for.
+pub(crate) enum Client {
+    /// Read from the token by this request.
+    Own { client_id: Arc<str>, user: Option<Arc<str>> },
+    /// A token-cache entry: its client id, user and token, shared rather than copied.
+    Cached(Arc<Verified>),
+}
+
+/// The subscription's ids, as the store gave them.
+pub(crate) enum Held {
+    /// Moved out of an owned answer.
+    Ids { application_id: Arc<str>, subscription_id: Arc<str> },
+    /// An answer shared by the store ([`SubscriptionResolver::resolve_now`](crate::SubscriptionResolver::resolve_now)).
+    Shared(Arc<Subscription>),
 }
 
 impl PlanContext {
@@ -140,82 +203,112 @@ impl PlanContext {
         user: Option<String>,
     ) -> Self {
         Self(Arc::new(ContextInner {
-            api_id: api_id.into(),
-            plan_id: plan_id.into(),
-            plan_name: plan_name.into(),
-            application_id: application_id.into().into(),
-            subscription_id: subscription_id.into().into(),
-            client_id: client_id.into().into(),
-            user: user.map(Into::into),
+            plan: PlanIds::new(api_id.into(), plan_id.into(), plan_name.into()),
+            subscription: Held::Ids {
+                application_id: application_id.into().into(),
+                subscription_id: subscription_id.into().into(),
+            },
+            client: Client::Own { client_id: client_id.into().into(), user: user.map(Into::into) },
+            claims: None,
         }))
     }
 
     /// The layer's constructor: the ids it already shares are not copied.
-    pub(crate) fn shared(
-        api_id: Arc<str>,
-        plan_id: Arc<str>,
-        plan_name: Arc<str>,
-        application_id: Arc<str>,
-        subscription_id: Arc<str>,
-        client_id: Arc<str>,
-        user: Option<Arc<str>>,
-    ) -> Self {
-        Self(Arc::new(ContextInner {
-            api_id,
-            plan_id,
-            plan_name,
-            application_id,
-            subscription_id,
-            client_id,
-            user,
-        }))
+    pub(crate) fn shared(plan: Arc<PlanIds>, subscription: Held, client: Client) -> Self {
+        Self(Arc::new(ContextInner { plan, subscription, client, claims: None }))
+    }
+
+    /// [`shared`](Self::shared) for a token-cache hit, with the request's claims (decoded from
+    /// the entry's token when first read) in the same allocation.
+    pub(crate) fn with_claims(
+        plan: Arc<PlanIds>,
+        subscription: Held,
+        hit: Arc<Verified>,
+    ) -> (Self, VerifiedClaims) {
+        let client = Client::Cached(hit);
+        let inner =
+            Arc::new(ContextInner { plan, subscription, client, claims: Some(OnceLock::new()) });
+        (Self(inner.clone()), VerifiedClaims(Claims::Context(inner)))
     }
 
     /// The API id the layer protects.
     pub fn api_id(&self) -> &str {
-        &self.0.api_id
+        &self.0.plan.api_id
     }
 
     /// The id of the plan the request passed under.
     pub fn plan_id(&self) -> &str {
-        &self.0.plan_id
+        &self.0.plan.plan_id
     }
 
     /// The plan's display name.
     pub fn plan_name(&self) -> &str {
-        &self.0.plan_name
+        &self.0.plan.plan_name
     }
 
     /// The application holding the subscription.
     pub fn application_id(&self) -> &str {
-        &self.0.application_id
+        match &self.0.subscription {
+            Held::Ids { application_id, .. } => application_id,
+            Held::Shared(sub) => &sub.application,
+        }
     }
 
     /// The subscription's id.
     pub fn subscription_id(&self) -> &str {
-        &self.0.subscription_id
+        match &self.0.subscription {
+            Held::Ids { subscription_id, .. } => subscription_id,
+            Held::Shared(sub) => &sub.id,
+        }
     }
 
     /// The client id read from the token.
     pub fn client_id(&self) -> &str {
-        &self.0.client_id
+        match &self.0.client {
+            Client::Own { client_id, .. } => client_id,
+            Client::Cached(hit) => &hit.client_id,
+        }
     }
 
     /// The user claim (default `sub`), when the token has one.
     pub fn user(&self) -> Option<&str> {
-        self.0.user.as_deref()
+        match &self.0.client {
+            Client::Own { user, .. } => user.as_deref(),
+            Client::Cached(hit) => hit.user.as_deref(),
+        }
+    }
+
+    fn ids(&self) -> [Option<&str>; 7] {
+        [
+            Some(self.api_id()),
+            Some(self.plan_id()),
+            Some(self.plan_name()),
+            Some(self.application_id()),
+            Some(self.subscription_id()),
+            Some(self.client_id()),
+            self.user(),
+        ]
     }
 }
+
+// By ids only: the claims a hit's context carries belong to the request's `VerifiedClaims`.
+impl PartialEq for PlanContext {
+    fn eq(&self, other: &Self) -> bool {
+        self.ids() == other.ids()
+    }
+}
+
+impl Eq for PlanContext {}
 
 impl fmt::Debug for PlanContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PlanContext")
-            .field("api_id", &self.0.api_id)
-            .field("plan_id", &self.0.plan_id)
-            .field("application_id", &self.0.application_id)
-            .field("subscription_id", &self.0.subscription_id)
-            .field("client_id", &self.0.client_id)
-            .field("user", &self.0.user)
+            .field("api_id", &self.api_id())
+            .field("plan_id", &self.plan_id())
+            .field("application_id", &self.application_id())
+            .field("subscription_id", &self.subscription_id())
+            .field("client_id", &self.client_id())
+            .field("user", &self.user())
             .finish()
     }
 }
@@ -403,3 +496,57 @@ mod extract {
 
 #[cfg(feature = "axum")]
 pub use extract::{ClaimsNotExtracted, MissingPlanContext, VerifiedClaimsRejection};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    fn token(payload: &str) -> Arc<str> {
+        let b64 = |text: &str| URL_SAFE_NO_PAD.encode(text);
+        format!("{}.{}.c2ln", b64(r#"{"alg":"RS256"}"#), b64(payload)).into()
+    }
+
+    /// A hit's claims live in its context's allocation; the context still compares, prints and
+    /// answers by its ids alone, and the claims read as the token's.
+    #[test]
+    fn claims_kept_with_the_context_are_the_tokens_and_not_part_of_its_identity() {
+        let sub = Arc::new(Subscription::new(
+            "sub-1",
+            "echo",
+            "gold",
+            "app-1",
+            "c",
+            crate::SubscriptionStatus::Accepted,
+        ));
+        let ids = PlanIds::new("echo".into(), "gold".into(), "Gold".into());
+        let entry = Verified {
+            plans_id: 1,
+            plan: 0,
+            keys: Arc::new(crate::key::KeySet::default()),
+            token: token(r#"{"sub":"alice","n":1}"#),
+            times: crate::verify::TimeClaims::default(),
+            client_id: "c".into(),
+            user: Some("alice".into()),
+        };
+        let (hit, claims) = PlanContext::with_claims(ids.clone(), Held::Shared(sub), entry.into());
+        let held = Held::Ids { application_id: "app-1".into(), subscription_id: "sub-1".into() };
+        let client = Client::Own { client_id: "c".into(), user: Some("alice".into()) };
+        let fresh = PlanContext::shared(ids, held, client);
+        let public =
+            PlanContext::new("echo", "gold", "Gold", "app-1", "sub-1", "c", Some("alice".into()));
+        assert_eq!(hit, fresh);
+        assert_eq!(hit, public);
+        assert_eq!(format!("{hit:?}"), format!("{public:?}"));
+        assert_eq!((hit.application_id(), hit.subscription_id()), ("app-1", "sub-1"));
+        assert_ne!(hit, PlanContext::new("echo", "gold", "Gold", "app-1", "sub-1", "c", None));
+
+        let map = serde_json::json!({"sub": "alice", "n": 1}).as_object().unwrap().clone();
+        assert_eq!(claims, VerifiedClaims::from_map(map));
+        assert_eq!(claims.get_str("sub"), Some("alice"));
+        // The claims outlive the context they were built with.
+        drop((hit, fresh));
+        assert_eq!(claims.clone().get("n"), Some(&Value::from(1)));
+    }
+}

@@ -2,9 +2,11 @@
 //!
 //! - `Refused`: the answer is ready; no allocation beyond the response itself.
 //! - `Checking`: waiting on what the [`Check`] asked for: the subscription store (its own
-//!   future type, never boxed, under a deadline) or, on a cold path, a key fetch (boxed). The
-//!   check itself decides what comes next; this module only polls.
-//! - `Calling`: the inner service's future.
+//!   future type, under a deadline) or, on a cold path, a key fetch. The check itself decides
+//!   what comes next; this module only polls. The state is boxed (one allocation per request
+//!   that waits), so that the future of a request decided at once stays small.
+//! - `Calling`: the inner service's future; where a request starts when the check decided
+//!   it inside `call` (a token-cache hit and a store that answers at once).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -37,14 +39,23 @@ pin_project! {
     #[project = StateProj]
     enum State<S, F, R, RF, B> {
         Refused { response: Option<Response<Bytes>> },
-        Checking {
-            check: Check<R>,
-            #[pin]
-            waiting: Waiting<RF>,
-            inner: Option<S>,
-            request: Option<(Parts, B)>,
-        },
+        // Boxed: it is large (the check, the request's head, a deadline), and a request
+        // decided in `call` (a token-cache hit, a store that answers at once) never builds it,
+        // so the future every request carries stays small.
+        Checking { checking: Pin<Box<Checking<S, R, RF, B>>> },
         Calling { #[pin] future: F },
+    }
+}
+
+pin_project! {
+    /// A check waiting on keys or on the store, with what it needs to resume.
+    #[project = CheckingProj]
+    struct Checking<S, R, RF, B> {
+        check: Check<R>,
+        #[pin]
+        waiting: Waiting<RF>,
+        inner: Option<S>,
+        request: Option<(Parts, B)>,
     }
 }
 
@@ -81,6 +92,10 @@ where
         Self { state: State::Refused { response: Some(response) } }
     }
 
+    pub(crate) fn calling(future: S::Future) -> Self {
+        Self { state: State::Calling { future } }
+    }
+
     pub(crate) fn checking(
         check: Check<R>,
         wait: Wait<R::Future>,
@@ -88,14 +103,13 @@ where
         parts: Parts,
         body: B,
     ) -> Self {
-        Self {
-            state: State::Checking {
-                check,
-                waiting: wait.into(),
-                inner: Some(inner),
-                request: Some((parts, body)),
-            },
-        }
+        let checking = Checking {
+            check,
+            waiting: wait.into(),
+            inner: Some(inner),
+            request: Some((parts, body)),
+        };
+        Self { state: State::Checking { checking: Box::pin(checking) } }
     }
 }
 
@@ -118,13 +132,15 @@ where
                     let response = ready!(future.poll(cx))?;
                     return Poll::Ready(Ok(response.map(ResponseBody::passed)));
                 }
-                StateProj::Checking { check, mut waiting, inner, request } => {
+                StateProj::Checking { checking } => {
+                    let CheckingProj { check, mut waiting, inner, request } =
+                        checking.as_mut().project();
                     let (parts, _) =
                         request.as_mut().expect("ResponseFuture polled after completion");
                     let step = match waiting.as_mut().project() {
                         WaitingProj::Keys { wait } => {
                             ready!(wait.as_mut().poll(cx));
-                            Step::from(check.advance(parts))
+                            check.advance(parts)
                         }
                         WaitingProj::Store { future, mut deadline } => match future.poll(cx) {
                             Poll::Ready(answer) => check.resolved(answer, parts),

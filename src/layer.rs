@@ -125,7 +125,7 @@ impl<R> JwtPlanLayer<R> {
     /// assert_eq!(layer.plans().serving_plan_ids().collect::<Vec<_>>(), ["gold"]);
     /// ```
     pub fn redeploy(&self, plans: Vec<Plan>) -> Result<(), ConfigError> {
-        let set = PlanSet::new(plans)?;
+        let set = PlanSet::for_api(&self.shared.api_id, plans)?;
         self.shared.plans.store(Arc::new(set));
         Ok(())
     }
@@ -206,7 +206,9 @@ impl<R> JwtPlanLayerBuilder<R> {
     }
 
     /// Bound on one subscription lookup; past it the request gets 503
-    /// `GATEWAY_PLAN_RESOLUTION_FAILURE`. Default: 5 s.
+    /// `GATEWAY_PLAN_RESOLUTION_FAILURE`. Default: 5 s. A store that answers at once
+    /// ([`SubscriptionResolver::resolve_now`], such as `InMemoryResolver`) never waits, so
+    /// this bounds only lookups through a future.
     pub fn resolver_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.resolver_timeout = timeout;
         self
@@ -241,7 +243,7 @@ impl<R: SubscriptionResolver> JwtPlanLayerBuilder<R> {
                 reason: "must be more than zero".into(),
             });
         }
-        let plans = PlanSet::new(self.plans)?;
+        let plans = PlanSet::for_api(&self.api_id, self.plans)?;
         if let Some(url) = &self.resource_metadata {
             let parsed = url::Url::parse(url).ok();
             let usable = parsed.is_some_and(|u| matches!(u.scheme(), "https" | "http"))

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use http::HeaderName;
 
+use crate::context::PlanIds;
 use crate::error::ConfigError;
 use crate::verify::{ClaimRules, JwtSettings};
 
@@ -138,7 +139,8 @@ impl Plan {
 /// A servable JWT plan, with its rules built once.
 pub(crate) struct ServedPlan {
     pub(crate) id: Arc<str>,
-    pub(crate) name: Arc<str>,
+    /// The API's and this plan's ids, shared by every context granted under it.
+    pub(crate) ids: Arc<PlanIds>,
     pub(crate) settings: JwtSettings,
     pub(crate) rules: ClaimRules,
     pub(crate) claims_to_headers: Vec<(String, HeaderName)>,
@@ -173,6 +175,12 @@ impl PlanSet {
     /// assert!(PlanSet::new(vec![parked]).is_ok());
     /// ```
     pub fn new(plans: Vec<Plan>) -> Result<Self, ConfigError> {
+        // A set built here serves no layer, so no context names its API.
+        Self::for_api(&Arc::from(""), plans)
+    }
+
+    /// [`new`](Self::new), for the layer of `api_id`.
+    pub(crate) fn for_api(api_id: &Arc<str>, plans: Vec<Plan>) -> Result<Self, ConfigError> {
         let mut served = Vec::new();
         let mut owned_headers: Vec<HeaderName> = Vec::new();
         for (i, plan) in plans.iter().enumerate() {
@@ -216,7 +224,7 @@ impl PlanSet {
             if plan.status.serves_traffic() {
                 served.push(ServedPlan {
                     id: plan.id.clone(),
-                    name: plan.name.clone(),
+                    ids: PlanIds::new(api_id.clone(), plan.id.clone(), plan.name.clone()),
                     settings: JwtSettings::clone(settings),
                     rules,
                     claims_to_headers,

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::check::{Check, Shared};
+use crate::check::{Check, Shared, Step};
 use crate::future::ResponseFuture;
 use crate::response::ResponseBody;
 use crate::subscription::SubscriptionResolver;
@@ -69,14 +69,29 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The ready service goes into the future; the clone left behind starts unready.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let mut check = Check::new(self.shared.clone());
         match check.advance(&parts) {
-            Ok(wait) => ResponseFuture::checking(check, wait, inner, parts, body),
-            Err(err) => ResponseFuture::refused(check.refuse(err, &parts)),
+            Step::Pass(granted) => {
+                // Decided without waiting (a token-cache hit, a store that answers at once):
+                // the ready inner service is called now, so it is not cloned.
+                check.grant(granted, &mut parts);
+                ResponseFuture::calling(self.inner.call(Request::from_parts(parts, body)))
+            }
+            Step::Wait(wait) => {
+                // The ready service goes into the future; the clone left behind starts unready.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                check.hold_for_wait();
+                ResponseFuture::checking(check, wait, inner, parts, body)
+            }
+            Step::Refuse(err) => {
+                // As on a wait, the ready service is not kept: whatever it reserved in
+                // `poll_ready` is released now, not at the next request.
+                let clone = self.inner.clone();
+                drop(std::mem::replace(&mut self.inner, clone));
+                ResponseFuture::refused(check.refuse(err, &parts))
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! request time strictly inside `(starting_at, ending_at)`. A resolver error is answered with
 //! 503 `GATEWAY_PLAN_RESOLUTION_FAILURE`, never with a pass.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
@@ -212,6 +212,40 @@ pub trait SubscriptionResolver: Send + Sync + 'static {
 
     /// Look up one subscription.
     fn resolve(&self, query: SubscriptionQuery) -> Self::Future;
+
+    /// Answer at once, for a store that holds its subscriptions in memory: the subscription
+    /// of `client_id` to `plan` of `api`, without a [`SubscriptionQuery`] or a future, and
+    /// shared rather than copied.
+    ///
+    /// The layer asks this first and calls [`resolve`](Self::resolve) only on `None`, which
+    /// the default returns. `Some(None)` means "no subscription". As with `resolve`, the layer
+    /// checks the status and dates of what it gets, and asks only about verified tokens. A
+    /// store that can fail, or has to wait, leaves the default: this method cannot report an
+    /// error, and it runs inside the service's `call`.
+    ///
+    /// ```
+    /// use tower_jwt_plan::{InMemoryResolver, Subscription, SubscriptionResolver, SubscriptionStatus};
+    ///
+    /// let store = InMemoryResolver::new([Subscription::new(
+    ///     "sub-1", "echo", "gold", "app-1", "my-client", SubscriptionStatus::Accepted,
+    /// )]);
+    /// let found = store.resolve_now("echo", "gold", "my-client").unwrap().unwrap();
+    /// assert_eq!(&*found.id, "sub-1");
+    /// assert!(store.resolve_now("echo", "gold", "someone-else").unwrap().is_none());
+    ///
+    /// // A closure resolver has no such answer: the layer calls it.
+    /// let by_closure = |_q: tower_jwt_plan::SubscriptionQuery| async { Ok(None) };
+    /// assert!(by_closure.resolve_now("echo", "gold", "my-client").is_none());
+    /// ```
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<Subscription>>> {
+        let _ = (api, plan, client_id);
+        None
+    }
 }
 
 impl<F, Fut> SubscriptionResolver for F
@@ -231,6 +265,15 @@ impl<R: SubscriptionResolver + ?Sized> SubscriptionResolver for Arc<R> {
 
     fn resolve(&self, query: SubscriptionQuery) -> R::Future {
         (**self).resolve(query)
+    }
+
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<Subscription>>> {
+        (**self).resolve_now(api, plan, client_id)
     }
 }
 
@@ -256,6 +299,15 @@ impl<R: SubscriptionResolver> SubscriptionResolver for Boxing<R> {
     fn resolve(&self, query: SubscriptionQuery) -> BoxResolveFuture {
         Box::pin(self.0.resolve(query))
     }
+
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<Subscription>>> {
+        self.0.resolve_now(api, plan, client_id)
+    }
 }
 
 impl BoxResolver {
@@ -271,6 +323,15 @@ impl SubscriptionResolver for BoxResolver {
     fn resolve(&self, query: SubscriptionQuery) -> BoxResolveFuture {
         self.0.resolve(query)
     }
+
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<Subscription>>> {
+        self.0.resolve_now(api, plan, client_id)
+    }
 }
 
 impl fmt::Debug for BoxResolver {
@@ -280,11 +341,53 @@ impl fmt::Debug for BoxResolver {
 }
 
 /// foldhash (randomly seeded per map) rather than SipHash: the keys come from the operator's
-/// subscriptions, and a lookup hashes three strings on every request.
-type Index = HashMap<SubscriptionQuery, Subscription, foldhash::fast::RandomState>;
+/// subscriptions, and a lookup hashes three strings on every request. hashbrown rather than
+/// std, for a lookup by borrowed ids ([`KeyRef`]). Subscriptions sit behind an `Arc`, so
+/// [`InMemoryResolver::resolve_now`] shares one instead of copying five ids.
+type Index = hashbrown::HashMap<Key, Arc<Subscription>, foldhash::fast::RandomState>;
 
-fn key_of(s: &Subscription) -> SubscriptionQuery {
-    SubscriptionQuery { api: s.api.clone(), plan: s.plan.clone(), client_id: s.client_id.clone() }
+/// An index key: (api, plan, client id).
+#[derive(Clone)]
+struct Key(SubscriptionQuery);
+
+/// A key looked up by the request's borrowed ids, without building a [`SubscriptionQuery`].
+#[derive(Hash)]
+struct KeyRef<'a>(&'a str, &'a str, &'a str);
+
+impl Key {
+    fn ids(&self) -> KeyRef<'_> {
+        KeyRef(&self.0.api, &self.0.plan, &self.0.client_id)
+    }
+}
+
+// A key hashes and compares as its borrowed form, which the lookup requires.
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.ids().hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        hashbrown::Equivalent::equivalent(&self.ids(), other)
+    }
+}
+
+impl Eq for Key {}
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, key: &Key) -> bool {
+        let KeyRef(api, plan, client_id) = key.ids();
+        self.0 == api && self.1 == plan && self.2 == client_id
+    }
+}
+
+fn key_of(s: &Subscription) -> Key {
+    Key(SubscriptionQuery {
+        api: s.api.clone(),
+        plan: s.plan.clone(),
+        client_id: s.client_id.clone(),
+    })
 }
 
 /// Subscriptions held in memory, replaceable atomically while serving.
@@ -329,12 +432,12 @@ impl InMemoryResolver {
         let index: Index = subscriptions
             .into_iter()
             .map(|s| {
-                let key = SubscriptionQuery {
+                let key = Key(SubscriptionQuery {
                     api: intern(&s.api),
                     plan: intern(&s.plan),
                     client_id: s.client_id.clone(),
-                };
-                (key, s)
+                });
+                (key, Arc::new(s))
             })
             .collect();
         self.index.store(Arc::new(index));
@@ -344,7 +447,7 @@ impl InMemoryResolver {
     pub fn insert(&self, subscription: Subscription) {
         self.index.rcu(|index| {
             let mut index = Index::clone(index);
-            index.insert(key_of(&subscription), subscription.clone());
+            index.insert(key_of(&subscription), Arc::new(subscription.clone()));
             index
         });
     }
@@ -358,6 +461,10 @@ impl InMemoryResolver {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    fn find(&self, api: &str, plan: &str, client_id: &str) -> Option<Arc<Subscription>> {
+        self.index.load().get(&KeyRef(api, plan, client_id)).cloned()
+    }
 }
 
 impl fmt::Debug for InMemoryResolver {
@@ -370,7 +477,19 @@ impl SubscriptionResolver for InMemoryResolver {
     type Future = Ready<Result<Option<Subscription>, ResolveError>>;
 
     fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
-        ready(Ok(self.index.load().get(&query).cloned()))
+        let index = self.index.load();
+        let key = KeyRef(&query.api, &query.plan, &query.client_id);
+        ready(Ok(index.get(&key).map(|found| Subscription::clone(found))))
+    }
+
+    /// Always answers: the layer never builds a query or a future for this store.
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<Subscription>>> {
+        Some(self.find(api, plan, client_id))
     }
 }
 
@@ -420,5 +539,32 @@ mod tests {
         let boxed = BoxResolver::new(store.clone());
         store.replace_all([]);
         assert!(boxed.resolve(query()).await.unwrap().is_none());
+    }
+
+    #[test]
+    fn in_memory_answers_at_once_by_borrowed_ids_through_every_wrapper() {
+        fn check(store: &impl SubscriptionResolver, gold: &Subscription) {
+            assert_eq!(store.resolve_now("api", "gold", "c").unwrap().as_deref(), Some(gold));
+            assert_eq!(store.resolve_now("api", "silver", "c").unwrap().unwrap().id.as_ref(), "t");
+            // Every id takes part in the key, each compared whole.
+            for (a, p, c) in [("api", "gold", "d"), ("ap", "igold", "c"), ("api", "gol", "dc")] {
+                assert_eq!(store.resolve_now(a, p, c), Some(None), "{a} {p} {c}");
+            }
+        }
+        let sub = Subscription::new("s", "api", "gold", "app", "c", SubscriptionStatus::Accepted);
+        let store = InMemoryResolver::new([sub.clone()]);
+        store.insert(Subscription::new(
+            "t",
+            "api",
+            "silver",
+            "app",
+            "c",
+            SubscriptionStatus::Paused,
+        ));
+        check(&store, &sub);
+        check(&Arc::new(store.clone()), &sub);
+        check(&BoxResolver::new(store), &sub);
+        let later = |_: SubscriptionQuery| ready(Ok::<_, ResolveError>(None));
+        assert!(later.resolve_now("api", "gold", "c").is_none(), "the default asks `resolve`");
     }
 }

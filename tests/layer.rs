@@ -686,6 +686,43 @@ mod token_cache {
         assert_eq!(send(&layer, &Seen::default(), bearer(&token)).await.status, 401);
     }
 
+    /// A hit builds its claims with its context: headers and the extension must still follow
+    /// the plan's settings, whatever the store.
+    #[tokio::test]
+    async fn a_hit_copies_claims_to_headers_whether_or_not_it_extracts_them() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let token = rsa().token("k1", &claims());
+        for (extract, header) in [(true, true), (true, false), (false, true), (false, false)] {
+            let mut settings = gold(&cache).extract_claims(extract);
+            if header {
+                settings = settings.claim_to_header("sub", "x-user");
+            }
+            let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
+            let layer = JwtPlanLayer::builder("echo")
+                .plan(Plan::jwt("gold", "Gold", settings))
+                .resolver(store)
+                .build()
+                .unwrap();
+            for round in ["verified", "hit"] {
+                let seen = Seen::default();
+                assert_eq!(send(&layer, &seen, bearer(&token)).await.status, 200);
+                let last = seen.last();
+                let case = format!("extract {extract}, header {header}, {round}");
+                let claims = last.extensions.get::<VerifiedClaims>();
+                assert_eq!(claims.is_some(), extract, "{case}");
+                if let Some(claims) = claims {
+                    assert_eq!(claims.get_str("client_id"), Some(CLIENT), "{case}");
+                }
+                let user = last.headers.get("x-user").map(|v| v.to_str().unwrap());
+                assert_eq!(user, header.then_some("alice"), "{case}");
+                let context = last.extensions.get::<PlanContext>().unwrap();
+                assert_eq!((context.plan_id(), context.user()), ("gold", Some("alice")), "{case}");
+            }
+            assert_eq!(layer.cached_tokens(), 1);
+        }
+    }
+
     #[tokio::test]
     async fn disabled_cache_holds_nothing() {
         let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
@@ -762,4 +799,137 @@ async fn custom_rendering_keeps_the_error_in_extensions() {
     assert_eq!(res.headers["x-gateway"], "custom");
     assert_eq!(res.body["custom"], true);
     assert_eq!(res.error.map(|e| e.kind()), Some(AuthErrorKind::MissingToken));
+}
+
+/// A store that answers at once (`SubscriptionResolver::resolve_now`, as `InMemoryResolver`
+/// does) is decided inside the service's `call`; one that answers through a future is decided
+/// in the response future. Both must reach the same decisions.
+mod answered_at_once {
+    use super::*;
+    use std::convert::Infallible;
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+
+    /// The same store, asked through `resolve` only.
+    #[derive(Clone)]
+    struct Later(InMemoryResolver);
+
+    impl SubscriptionResolver for Later {
+        type Future = <InMemoryResolver as SubscriptionResolver>::Future;
+        fn resolve(&self, q: SubscriptionQuery) -> Self::Future {
+            self.0.resolve(q)
+        }
+    }
+
+    fn plans(cache: &JwksCache) -> Vec<Plan> {
+        ["bronze", "silver", "gold"].map(|id| Plan::jwt(id, id, gold(cache))).to_vec()
+    }
+
+    /// Status and plan of each step of a subscription's life, with the token cache warm.
+    async fn walk<R: SubscriptionResolver>(
+        layer: &JwtPlanLayer<R>,
+        store: &InMemoryResolver,
+    ) -> Vec<(u16, Option<PlanContext>)> {
+        let token = rsa().token("k1", &claims());
+        let hour = Duration::from_secs(3600);
+        let paused = {
+            let mut s = accepted("gold", CLIENT);
+            s.status = SubscriptionStatus::Paused;
+            s
+        };
+        let steps = [
+            vec![],
+            vec![accepted("gold", CLIENT)],
+            vec![accepted("gold", CLIENT)],
+            // Moved to another plan: the cached plan refuses, the next one grants.
+            vec![accepted("silver", CLIENT)],
+            vec![paused.clone()],
+            vec![paused, accepted("bronze", CLIENT)],
+            vec![accepted("gold", CLIENT).starting_at(SystemTime::now() + hour)],
+            vec![accepted("gold", CLIENT).ending_at(SystemTime::now() + hour)],
+            vec![accepted("gold", "someone-else")],
+        ];
+        let mut out = Vec::new();
+        for subs in steps {
+            store.replace_all(subs);
+            let seen = Seen::default();
+            let res = send(layer, &seen, bearer(&token)).await;
+            let context = (seen.calls() == 1)
+                .then(|| seen.last().extensions.get::<PlanContext>().cloned().unwrap());
+            out.push((res.status, context));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn decides_as_a_store_that_answers_later() {
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let now = InMemoryResolver::default();
+        let later = InMemoryResolver::default();
+        let build = || JwtPlanLayer::builder("echo").plans(plans(&cache));
+        let at_once = walk(&build().resolver(now.clone()).build().unwrap(), &now).await;
+        let afterwards =
+            walk(&build().resolver(Later(later.clone())).build().unwrap(), &later).await;
+        assert_eq!(at_once, afterwards);
+        let statuses: Vec<u16> = at_once.iter().map(|(status, _)| *status).collect();
+        assert_eq!(statuses, [403, 200, 200, 200, 403, 200, 403, 200, 403]);
+        let plan = |i: usize| at_once[i].1.as_ref().map(|c| c.plan_id().to_owned());
+        assert_eq!(
+            [plan(2), plan(3), plan(5)],
+            [Some("gold"), Some("silver"), Some("bronze")].map(|p| p.map(str::to_owned))
+        );
+    }
+
+    /// An echo service that counts its clones.
+    #[derive(Default)]
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Clone for Counted {
+        fn clone(&self) -> Self {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Self(self.0.clone())
+        }
+    }
+
+    impl tower::Service<http::Request<http_body_util::Full<bytes::Bytes>>> for Counted {
+        type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
+        type Error = Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, _: http::Request<http_body_util::Full<bytes::Bytes>>) -> Self::Future {
+            ready(Ok(http::Response::default()))
+        }
+    }
+
+    /// Decided in `call`: the ready inner service is called there, not cloned into the future.
+    #[tokio::test]
+    async fn a_request_decided_in_call_does_not_clone_the_inner_service() {
+        use tower::{Layer, Service, ServiceExt};
+        let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+        let cache = jwks_cache(&server).await;
+        let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
+        let token = rsa().token("k1", &claims());
+        let clones = |layer: JwtPlanLayer<_>| {
+            let token = token.clone();
+            async move {
+                let inner = Counted::default();
+                let count = inner.0.clone();
+                let mut svc = layer.layer(inner);
+                for _ in 0..3 {
+                    let res = svc.ready().await.unwrap().call(bearer(&token)).await.unwrap();
+                    assert_eq!(res.status(), 200);
+                }
+                count.load(Ordering::SeqCst)
+            }
+        };
+        let build = || JwtPlanLayer::builder("echo").plan(Plan::jwt("gold", "Gold", gold(&cache)));
+        // Through `BoxResolver`, which passes the answer at once along.
+        let now = build().resolver(BoxResolver::new(store.clone())).build().unwrap();
+        assert_eq!(clones(now).await, 0);
+        let later = build().resolver(BoxResolver::new(Later(store))).build().unwrap();
+        assert_eq!(clones(later).await, 3, "one per request that waits on the store");
+    }
 }

@@ -274,6 +274,15 @@ impl SubscriptionResolver for LiveCatalog {
     fn resolve(&self, query: crate::SubscriptionQuery) -> Self::Future {
         self.inner.resolver.resolve(query)
     }
+
+    fn resolve_now(
+        &self,
+        api: &str,
+        plan: &str,
+        client_id: &str,
+    ) -> Option<Option<Arc<crate::Subscription>>> {
+        self.inner.resolver.resolve_now(api, plan, client_id)
+    }
 }
 
 impl Inner {

@@ -20,6 +20,10 @@
 # cannot be had).
 #
 #   bash benches/gateway_load.sh [seconds per run (default 10)] [connections (default 32)]
+#
+# With INSTRUCTIONS=1, the jwt_plan gateway runs under callgrind instead, and the script prints
+# its instructions per proxied request over one wrk run (8 connections; warm-up excluded):
+# repeatable where requests/s on shared cores are not.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -157,13 +161,40 @@ CONF
   kill -QUIT "$ngx"; wait "$ngx" 2>/dev/null || true
 }
 
-# The gateway's forwarding headers, in nginx: the same request reaches the upstream, which
-# echoes every header back, so both proxies move the same bytes.
-same_headers='      proxy_set_header X-Forwarded-Host $http_host;
+# The gateway's forwarding headers, in nginx (and its `Host`, the backend's address): the
+# upstream, which echoes every header back, gets the same request from both proxies.
+same_headers="      proxy_set_header Host $upstream;
+"'      proxy_set_header X-Forwarded-Host $http_host;
       proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header Forwarded "for=$remote_addr;host=\"$http_host\";proto=$scheme";'
+
+if [ -n "${INSTRUCTIONS:-}" ]; then
+  command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)"; exit 1; }
+  url="http://127.0.0.1:$port/echo/hello?name=world"
+  RUST_LOG=warn valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" \
+    "$bin" --config "$work/gateway.toml" --admin-listen 127.0.0.1:0 >"$work/callgrind.log" 2>&1 &
+  gw=$!
+  pids+=("$gw")
+  status=000
+  for _ in $(seq 300); do
+    status=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$url" || true)
+    [ "$status" = 200 ] && break
+    sleep 0.2
+  done
+  [ "$status" = 200 ] || { echo "the gateway under callgrind answered $status" >&2; exit 1; }
+  wrk -t1 -c8 -d3s -H "Authorization: Bearer $token" "$url" >/dev/null
+  callgrind_control -z "$gw" >/dev/null 2>&1
+  report=$(wrk -t1 -c8 -d"${secs}s" -H "Authorization: Bearer $token" "$url")
+  callgrind_control -d "$gw" >/dev/null 2>&1
+  sleep 1
+  requests=$(awk '/requests in/ {print $1}' <<<"$report")
+  dump=$(ls -t "$work"/callgrind.out.* | head -1)
+  instructions=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
+  echo "jwt_plan under callgrind: $requests requests, $((instructions / requests)) instructions per request"
+  exit 0
+fi
 
 echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores; upstream: the demo's echo server, own process"
 printf '%-14s %12s %10s %10s\n' mode "requests/s" p50 p99

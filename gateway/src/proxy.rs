@@ -1,5 +1,5 @@
 //! The proxy: the service inside each API's `JwtPlanLayer`, which forwards a request to the
-//! API's backend (through its [`crate::pool`]) and answers 502/504 itself when the backend
+//! API's backend (through its pool, `crate::pool`) and answers 502/504 itself when the backend
 //! fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header

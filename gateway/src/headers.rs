@@ -52,7 +52,7 @@ fn push_host_param(out: &mut String, text: &str) {
 /// Append the text of `ip` to `out` (`192.0.2.1`, `2001:db8::1`). IPv4, the common case, is
 /// written digit by digit: `Ipv4Addr`'s `Display` goes through the formatting machinery and an
 /// intermediate buffer, which showed in profiles of the proxy path (once per header set).
-pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(ip) => {
             for (i, octet) in ip.octets().into_iter().enumerate() {
@@ -76,7 +76,7 @@ pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
 /// One value for `name`: the values already present that are text, in order, then this hop's
 /// `element`, separated by `, ` (how a proxy appends itself to `Forwarded` and
 /// `X-Forwarded-For`). `None` when the result is not a valid header value.
-pub(crate) fn appended(
+fn appended(
     headers: &HeaderMap,
     name: &HeaderName,
     element: impl FnOnce(&mut String),

@@ -49,7 +49,6 @@ type Connection = http1::Connection<MaybeHttpsStream<TokioIo<TcpStream>>, Watche
 /// A backend URL: `http://` or `https://host[:port][/base/path]`.
 #[derive(Clone)]
 pub(crate) struct Backend {
-    pub(crate) https: bool,
     pub(crate) authority: Authority,
     /// `scheme://authority/`: what the connector dials.
     origin: Uri,
@@ -85,7 +84,7 @@ impl Backend {
             .path_and_query("/")
             .build()
             .map_err(|_| "invalid host")?;
-        Ok(Self { https, authority, origin, host, base_path })
+        Ok(Self { authority, origin, host, base_path })
     }
 }
 
@@ -115,8 +114,9 @@ pub(crate) struct HttpClient {
 struct Shared {
     connector: Connector,
     settings: PoolSettings,
-    /// Weak: a backend that no route names any more lets its pool, and its connections, go.
-    pools: Mutex<HashMap<(bool, Authority), Weak<Pool>>>,
+    /// By origin (`scheme://authority/`). Weak: a backend that no route names any more lets
+    /// its pool, and its connections, go.
+    pools: Mutex<HashMap<Uri, Weak<Pool>>>,
 }
 
 impl HttpClient {
@@ -127,8 +127,7 @@ impl HttpClient {
     /// The pool of `backend`'s origin, shared with every route to it.
     pub(crate) fn pool(&self, backend: &Backend) -> Arc<Pool> {
         let mut pools = self.shared.pools.lock().unwrap_or_else(PoisonError::into_inner);
-        let key = (backend.https, backend.authority.clone());
-        if let Some(pool) = pools.get(&key).and_then(Weak::upgrade) {
+        if let Some(pool) = pools.get(&backend.origin).and_then(Weak::upgrade) {
             return pool;
         }
         pools.retain(|_, pool| pool.strong_count() > 0);
@@ -139,7 +138,7 @@ impl HttpClient {
             idle: Mutex::default(),
             reaper: Once::new(),
         });
-        pools.insert(key, Arc::downgrade(&pool));
+        pools.insert(backend.origin.clone(), Arc::downgrade(&pool));
         pool
     }
 }

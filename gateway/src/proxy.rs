@@ -3,7 +3,7 @@
 //! fails.
 //!
 //! Also the answers the gateway makes itself (`gateway_error`) and the hop-by-hop header
-//! rules, shared with [`crate::routing`]. Imports `body`, `headers` and
+//! rules, shared with [`crate::routing`]. Imports `body`, `headers`, `pool` and
 //! [`crate::tls`] (the https connector, the listener's TLS marker).
 
 use std::convert::Infallible;

@@ -150,7 +150,8 @@ async fn unreachable_backend_is_502_and_slow_backend_is_504() {
 /// `200` with its path as the body, kept alive, except:
 /// - `/close`: the answer, then, 100 ms later, the backend closes the connection (as on its
 ///   idle timeout, without `Connection: close`), so the gateway has pooled it by then;
-/// - `/hold`: a 10-byte body whose second half waits for `release`.
+/// - `/hold`: a 10-byte body whose second half waits for `release`;
+/// - `/empty`: `204 No Content`, no body at all.
 struct RawBackend {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -202,6 +203,7 @@ impl RawBackend {
                         Err(err) => Err(err),
                     }
                 }
+                "/empty" => stream.get_mut().write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await,
                 _ => {
                     let answer =
                         format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{path}", path.len());
@@ -307,4 +309,20 @@ async fn a_backend_connection_is_not_lent_while_its_response_is_still_read() {
         );
     }
     assert_eq!(backend.accepted(), 2);
+}
+
+#[tokio::test]
+async fn a_response_without_a_body_gives_its_connection_back() {
+    let f = Fixture::start().await;
+    let backend = RawBackend::start().await;
+    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
+    let token = f.token("client-1");
+    // The connection is handed back as the head arrives: there is no body whose end would.
+    for _ in 0..3 {
+        let reply = get(&format!("{base}/raw/empty"), Some(&token)).await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT);
+        assert!(reply.body.is_empty());
+    }
+    assert_eq!(&get(&format!("{base}/raw/after"), Some(&token)).await.body[..], b"/after");
+    assert_eq!(backend.accepted(), 1, "every answer, empty or not, reused one connection");
 }

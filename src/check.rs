@@ -40,12 +40,6 @@ fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
     claims.get(user_claim).and_then(Value::as_str).map(Into::into)
 }
 
-/// Whether [`beyond_the_token`] reads the claims for `plan`: on a token-cache hit, the claims
-/// are decoded before the store is asked only then.
-fn reads_claims_beyond_the_token(plan: &ServedPlan) -> bool {
-    plan.settings.revocation.is_some() || plan.settings.confirmation != Confirmation::Off
-}
-
 /// The checks that depend on more than the token and the clock, so they run on token-cache
 /// hits too: the plan's revocation list, then the certificate binding (RFC 8705).
 fn beyond_the_token(
@@ -95,11 +89,20 @@ pub(crate) enum Step<F> {
     Pass(Granted),
 }
 
-/// Where the synchronous checks stopped: a wait, or a store that answered at once
-/// ([`SubscriptionResolver::resolve_now`]) for the pending plan.
+/// Where the synchronous checks stopped: a wait, a store that answered at once
+/// ([`SubscriptionResolver::resolve_now`]) for the pending plan, or a grant.
 enum Stop<F> {
     Wait(Wait<F>),
     Answered(Candidate, Option<Arc<Subscription>>),
+    Granted(Granted),
+}
+
+/// One plan's verdict on the token's claims, scopes and client id in this request; a plan that
+/// checks them as it does ([`ServedPlan::same_checks_as`]) takes the same verdict.
+struct Checked {
+    plan: usize,
+    /// The client id and user, or the refusal (already noted).
+    verdict: Result<(Arc<str>, Option<Arc<str>>), AuthError>,
 }
 
 /// A subscription as the store gave it: owned (a future's answer) or shared (an answer at once).
@@ -157,8 +160,8 @@ pub(crate) struct Check<R> {
     queue: VecDeque<Candidate>,
     /// No plan is left beyond the queue: once it is empty, the request is refused.
     exhausted: bool,
-    /// The plan, client id and user of the last candidate.
-    last_ids: Option<(usize, Arc<str>, Option<Arc<str>>)>,
+    /// The last plan whose claims were checked in this request, and its verdict.
+    last: Option<Checked>,
     /// The token's `exp`, `nbf` and `iat`, read once per request.
     times: Option<TimeClaims>,
 }
@@ -229,7 +232,7 @@ impl<R: SubscriptionResolver> Check<R> {
             cached: false,
             queue: VecDeque::new(),
             exhausted: false,
-            last_ids: None,
+            last: None,
             times: None,
         }
     }
@@ -253,6 +256,7 @@ impl<R: SubscriptionResolver> Check<R> {
         loop {
             match self.verify(parts) {
                 Ok(Stop::Wait(wait)) => return Step::Wait(wait),
+                Ok(Stop::Granted(granted)) => return Step::Pass(granted),
                 Err(err) => return Step::Refuse(err),
                 Ok(Stop::Answered(pending, found)) => {
                     if let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared))) {
@@ -317,14 +321,52 @@ impl<R: SubscriptionResolver> Check<R> {
                     continue;
                 }
             };
-            let Some(first) = self.candidate(index, &token, &jws, &claims, keys, parts) else {
+            if !self.passes(index, &jws, &claims, parts) {
                 continue;
+            }
+            // A store that answers at once is asked here, by reference: most plans of a
+            // request are answered "no subscription", which then costs no candidate.
+            let answer = match &self.last {
+                Some(Checked { verdict: Ok((client_id, _)), .. }) => {
+                    let plan = &self.plans.served[index].id;
+                    self.shared.resolver.resolve_now(&self.shared.api_id, plan, client_id)
+                }
+                _ => continue, // Not reached: `passes` left this plan's verdict.
             };
-            self.queue_shared(&token, &jws, &claims, parts);
-            self.exhausted = self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
-            return Ok(self.look_up(first));
+            match answer {
+                Some(None) => self.unsubscribed(index, &token, keys),
+                Some(found) => {
+                    let pending = self.candidate(index, &token, &claims, keys);
+                    if let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared))) {
+                        return Ok(Stop::Granted(granted));
+                    }
+                }
+                None => {
+                    let first = self.candidate(index, &token, &claims, keys);
+                    self.queue_shared(&token, &jws, &claims, parts);
+                    self.exhausted =
+                        self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
+                    return Ok(self.wait_for_store(first));
+                }
+            }
         }
         Err(self.refusal())
+    }
+
+    /// The store answered at once that plan `index` serves no subscription of the client: the
+    /// refusal is noted, and the first such plan kept for the token cache (as in `decide`).
+    fn unsubscribed(&mut self, index: usize, token: &str, keys: Arc<KeySet>) {
+        tracing::trace!(target: "tower_jwt_plan::reject", plan = %self.plans.served[index].id, "no usable subscription");
+        if self.refused.is_none()
+            && !self.cached
+            && self.shared.token_cache.is_some()
+            && let Some(Checked { verdict: Ok((client_id, user)), .. }) = &self.last
+        {
+            let (client_id, user) = (client_id.clone(), user.clone());
+            self.keep_token(token);
+            self.refused = self.fresh_entry(index, keys, client_id, user);
+        }
+        self.note(AuthError::new(AuthErrorKind::PlanUnresolvable));
     }
 
     /// No plan is left: the most telling refusal.
@@ -337,26 +379,38 @@ impl<R: SubscriptionResolver> Check<R> {
         self.best.take().unwrap_or_else(|| AuthError::invalid(InvalidReason::NoMatchingPlan))
     }
 
-    /// Plan `index`'s claim rules, scopes and client id, its signature having verified with
-    /// `keys`: the plan's turn at the store, or `None` (the refusal noted).
-    fn candidate(
+    /// Plan `index`'s claim rules, scopes and client id, its signature having verified: whether
+    /// they pass (`self.last` then holds the client id and user); a refusal is noted. A plan
+    /// that checks as the last one checked takes its verdict without checking again.
+    fn passes(
         &mut self,
         index: usize,
-        token: &str,
         jws: &Jws<'_>,
         claims: &VerifiedClaims,
-        keys: Arc<KeySet>,
         parts: &Parts,
-    ) -> Option<Candidate> {
+    ) -> bool {
         let plan = &self.plans.served[index];
+        if let Some(last) = &self.last
+            && self.plans.served[last.plan].same_checks_as == plan.same_checks_as
+        {
+            return match &last.verdict {
+                Ok(_) => true,
+                Err(err) => {
+                    // Noted once, for the first plan: it cannot outrank itself.
+                    tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
+                    false
+                }
+            };
+        }
         let map = claims.as_map();
         let times = *self.times.get_or_insert_with(|| TimeClaims::of(map));
-        // Plans usually read the client id and user from the same claims: then the previous
-        // candidate's are this one's, with no lookup and no copy.
-        let same_ids = self.last_ids.as_ref().filter(|(last, ..)| {
-            let last = &self.plans.served[*last];
-            last.rules.same_client_claim(&plan.rules)
-                && last.settings.user_claim == plan.settings.user_claim
+        // Plans usually read the client id and user from the same claims: then the last
+        // plan's are this one's, with no lookup and no copy.
+        let same_ids = self.last.as_ref().and_then(|last| {
+            let other = &self.plans.served[last.plan];
+            let same = other.rules.same_client_claim(&plan.rules)
+                && other.settings.user_claim == plan.settings.user_claim;
+            last.verdict.as_ref().ok().filter(|_| same)
         });
         let verdict = plan
             .rules
@@ -364,28 +418,49 @@ impl<R: SubscriptionResolver> Check<R> {
             .and_then(|()| beyond_the_token(plan, claims, parts))
             .and_then(|()| plan.rules.check_scopes(map))
             .and_then(|()| match same_ids {
-                Some((_, client_id, user)) => Ok((client_id.clone(), user.clone())),
+                Some((client_id, user)) => Ok((client_id.clone(), user.clone())),
                 None => plan.rules.client_id(map).map(|client_id| {
                     (Arc::<str>::from(client_id), user_of(map, &plan.settings.user_claim))
                 }),
             });
-        let (client_id, user) = match verdict {
-            Ok(ids) => ids,
-            Err(err) => {
-                tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
-                self.note(err);
-                return None;
-            }
-        };
-        self.last_ids = Some((index, client_id.clone(), user.clone()));
-        if self.shared.token_cache.is_some() && self.token.is_none() {
-            self.token = Some(token.into());
+        if let Err(err) = &verdict {
+            tracing::trace!(target: "tower_jwt_plan::reject", plan = %plan.id, error = %err, "plan refused token");
+            self.note(err.clone());
         }
-        Some(Candidate {
+        let passed = verdict.is_ok();
+        self.last = Some(Checked { plan: index, verdict });
+        passed
+    }
+
+    /// The candidate for plan `index`, which [`passes`](Self::passes) just accepted: its
+    /// signature verified with `keys`.
+    fn candidate(
+        &mut self,
+        index: usize,
+        token: &str,
+        claims: &VerifiedClaims,
+        keys: Arc<KeySet>,
+    ) -> Candidate {
+        let (client_id, user) = match &self.last {
+            Some(Checked { verdict: Ok((client_id, user)), .. }) => {
+                (client_id.clone(), user.clone())
+            }
+            // Not reached: `passes` left this plan's client id.
+            _ => (Arc::from(""), None),
+        };
+        self.keep_token(token);
+        Candidate {
             plan: index,
             claims: Some(claims.clone()),
             origin: Origin::Fresh { keys, client_id, user },
-        })
+        }
+    }
+
+    /// The token as shared text, made once, for the token cache's entry.
+    fn keep_token(&mut self, token: &str) {
+        if self.shared.token_cache.is_some() && self.token.is_none() {
+            self.token = Some(token.into());
+        }
     }
 
     /// After a plan passed: check at once the following plans whose key source already has a
@@ -404,7 +479,8 @@ impl<R: SubscriptionResolver> Check<R> {
             }
             match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
                 SignatureCheck::Valid(keys) => {
-                    if let Some(next) = self.candidate(index, token, jws, claims, keys, parts) {
+                    if self.passes(index, jws, claims, parts) {
+                        let next = self.candidate(index, token, claims, keys);
                         self.queue.push_back(next);
                     }
                 }
@@ -433,7 +509,8 @@ impl<R: SubscriptionResolver> Check<R> {
         {
             return None;
         }
-        let claims = if reads_claims_beyond_the_token(plan) {
+        // Only checks beyond the token read the claims before the store is asked.
+        let claims = if plan.settings.checks_beyond_the_token() {
             let claims = VerifiedClaims::of_verified_token(hit.token.clone());
             beyond_the_token(plan, &claims, parts).ok()?;
             Some(claims)
@@ -455,9 +532,14 @@ impl<R: SubscriptionResolver> Check<R> {
         if let Some(found) = self.shared.resolver.resolve_now(api, plan, pending.client_id()) {
             return Stop::Answered(pending, found);
         }
+        self.wait_for_store(pending)
+    }
+
+    /// Ask the store about `pending` by a query, and wait for its answer.
+    fn wait_for_store(&mut self, pending: Candidate) -> Stop<R::Future> {
         let query = SubscriptionQuery {
-            api: api.clone(),
-            plan: plan.clone(),
+            api: self.shared.api_id.clone(),
+            plan: self.plans.served[pending.plan].id.clone(),
             client_id: pending.client_id().clone(),
         };
         let future = self.shared.resolver.resolve(query);
@@ -566,18 +648,29 @@ impl<R: SubscriptionResolver> Check<R> {
     /// The token-cache entry for `pending`, verified in this request with `keys` (`None` when
     /// the cache is off). Built only for the entry kept: the granted plan, or the first refused.
     fn entry(&self, pending: &Candidate, keys: &Arc<KeySet>) -> Option<Arc<Verified>> {
-        self.shared.token_cache.as_ref()?;
         let Origin::Fresh { client_id, user, .. } = &pending.origin else {
             return None;
         };
+        self.fresh_entry(pending.plan, keys.clone(), client_id.clone(), user.clone())
+    }
+
+    /// The token-cache entry for plan `index`, verified in this request with `keys`.
+    fn fresh_entry(
+        &self,
+        plan: usize,
+        keys: Arc<KeySet>,
+        client_id: Arc<str>,
+        user: Option<Arc<str>>,
+    ) -> Option<Arc<Verified>> {
+        self.shared.token_cache.as_ref()?;
         Some(Arc::new(Verified {
             plans_id: self.plans.id(),
-            plan: pending.plan,
-            keys: keys.clone(),
+            plan,
+            keys,
             token: self.token.clone()?,
             times: self.times?,
-            client_id: client_id.clone(),
-            user: user.clone(),
+            client_id,
+            user,
         }))
     }
 
@@ -645,5 +738,72 @@ impl<R: SubscriptionResolver> Check<R> {
         }
         response.extensions_mut().insert(err);
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::UNIX_EPOCH;
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use http::Request;
+    use jsonwebtoken::Algorithm;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    use super::*;
+    use crate::{InMemoryResolver, JwtPlanLayer, JwtSettings, KeySource, Plan};
+
+    const SECRET: [u8; 32] = [7; 32];
+
+    /// A store that answers only by a future: the layer then queues the plans that passed.
+    struct ByFuture(InMemoryResolver);
+
+    impl SubscriptionResolver for ByFuture {
+        type Future = <InMemoryResolver as SubscriptionResolver>::Future;
+        fn resolve(&self, query: SubscriptionQuery) -> Self::Future {
+            self.0.resolve(query)
+        }
+    }
+
+    fn token(client: &str) -> String {
+        let exp = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 600;
+        let claims = format!(r#"{{"client_id":"{client}","exp":{exp}}}"#);
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256"}"#),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &SECRET);
+        let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    /// Three plans that check alike, none subscribed by the token's client: what the token
+    /// cache remembers of the token after one request.
+    async fn remembered<R: SubscriptionResolver>(resolver: R) -> Option<(usize, Verdict)> {
+        let settings =
+            JwtSettings::new(KeySource::hmac_secret(SECRET)).algorithms([Algorithm::HS256]);
+        let plans = ["a", "b", "c"].map(|id| Plan::jwt(id, id, settings.clone()));
+        let layer = JwtPlanLayer::builder("api").plans(plans).resolver(resolver).build().unwrap();
+        let inner = service_fn(|_: Request<()>| async {
+            Ok::<_, std::convert::Infallible>(http::Response::new(()))
+        });
+        let token = token("stranger");
+        let request =
+            Request::builder().header(AUTHORIZATION, format!("Bearer {token}")).body(()).unwrap();
+        let response = layer.layer(inner).oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 403);
+        let cache = layer.shared.token_cache.as_ref().unwrap();
+        cache.get(token.as_bytes()).map(|(verified, verdict)| (verified.plan, verdict))
+    }
+
+    #[tokio::test]
+    async fn a_valid_unsubscribed_token_is_remembered_whichever_way_the_store_answers() {
+        let at_once = remembered(InMemoryResolver::default()).await;
+        let by_future = remembered(ByFuture(InMemoryResolver::default())).await;
+        // The first plan the store refused, as a refusal: its next request skips the signature.
+        assert_eq!(at_once, Some((0, Verdict::Refused)));
+        assert_eq!(by_future, Some((0, Verdict::Refused)));
     }
 }

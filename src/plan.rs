@@ -144,6 +144,11 @@ pub(crate) struct ServedPlan {
     pub(crate) settings: JwtSettings,
     pub(crate) rules: ClaimRules,
     pub(crate) claims_to_headers: Vec<(String, HeaderName)>,
+    /// The first served plan (this one or an earlier one) that checks a token's claims, scopes,
+    /// client id and user exactly as this one does: a token gets one verdict from all such
+    /// plans, so a request computes it once. Plans that check beyond the token (revocation, a
+    /// certificate binding) are each their own.
+    pub(crate) same_checks_as: usize,
 }
 
 /// The validated plans of one API, as served by a layer. Immutable; a redeploy swaps it whole.
@@ -222,12 +227,22 @@ impl PlanSet {
                 claims_to_headers.push((claim.clone(), name));
             }
             if plan.status.serves_traffic() {
+                let same_checks_as = served
+                    .iter()
+                    .position(|other: &ServedPlan| {
+                        !settings.checks_beyond_the_token()
+                            && !other.settings.checks_beyond_the_token()
+                            && other.rules.same_checks(&rules)
+                            && other.settings.user_claim == settings.user_claim
+                    })
+                    .unwrap_or(served.len());
                 served.push(ServedPlan {
                     id: plan.id.clone(),
                     ids: PlanIds::new(api_id.clone(), plan.id.clone(), plan.name.clone()),
                     settings: JwtSettings::clone(settings),
                     rules,
                     claims_to_headers,
+                    same_checks_as,
                 });
             }
         }

@@ -368,6 +368,92 @@ async fn several_plans_issuer_routing_and_subscription_decides() {
     }
 }
 
+/// What a request under `plans` and `subs` got: its status, and on a pass the context's plan,
+/// client id and user. Asked twice, through a store that answers at once and through one that
+/// answers by a future: the layer walks the plans differently for each.
+async fn outcome(plans: &[Plan], subs: &[Subscription], token: &str) -> [(u16, String); 2] {
+    let seen = Seen::default();
+    let at_once = JwtPlanLayer::builder("echo")
+        .plans(plans.to_vec())
+        .resolver(InMemoryResolver::new(subs.to_vec()))
+        .build()
+        .unwrap();
+    let by_future = layer(plans.to_vec(), &CountingStore::with(subs.to_vec()));
+    let describe = |res: Answer| {
+        let granted = (res.status == 200).then(|| {
+            let ctx = seen.last().extensions.get::<PlanContext>().cloned().unwrap();
+            format!("{} {} {:?}", ctx.plan_id(), ctx.client_id(), ctx.user())
+        });
+        (res.status, granted.unwrap_or_else(|| res.code().to_string()))
+    };
+    let first = describe(send(&at_once, &seen, bearer(token)).await);
+    let second = describe(send(&by_future, &seen, bearer(token)).await);
+    [first, second]
+}
+
+#[tokio::test]
+async fn plans_on_one_idp_share_a_claims_verdict_only_when_they_check_alike() {
+    let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;
+    let cache = jwks_cache(&server).await;
+    let jwt = |id: &str, settings: JwtSettings| Plan::jwt(id, id, settings);
+    let other_aud = JwtSettings::new(KeySource::jwks(cache.clone()))
+        .algorithms([Algorithm::RS256])
+        .issuer(ISS)
+        .audience("api://other");
+    let admin = gold(&cache).required_scopes(["admin"], ScopeMode::All);
+    let token = |extra: serde_json::Value| {
+        let mut c = claims();
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        rsa().token("k1", &c)
+    };
+    let plain = token(json!({}));
+    let both = |status: u16, what: &str| [(status, what.to_string()), (status, what.to_string())];
+    // A plan refused on its scopes or audience does not refuse the next, which checks otherwise.
+    let cases = [
+        (vec![jwt("admin", admin.clone()), jwt("open", gold(&cache))], plain.clone()),
+        (vec![jwt("aud", other_aud.clone()), jwt("open", gold(&cache))], plain.clone()),
+    ];
+    for (plans, tok) in cases {
+        let subs = [accepted("admin", CLIENT), accepted("aud", CLIENT), accepted("open", CLIENT)];
+        let expected = both(200, &format!("open {CLIENT} Some(\"alice\")"));
+        assert_eq!(outcome(&plans, &subs, &tok).await, expected);
+    }
+    // Nor does a plan that passed let the next one through on its verdict: each refusal is the
+    // next plan's own, ranked against "no subscription" for the first.
+    for (plans, refusal) in [
+        (vec![jwt("open", gold(&cache)), jwt("admin", admin)], (403, "JWT_INSUFFICIENT_SCOPE")),
+        (
+            vec![jwt("open", gold(&cache)), jwt("aud", other_aud)],
+            (403, "GATEWAY_PLAN_UNRESOLVABLE"),
+        ),
+    ] {
+        let subs = [accepted("admin", CLIENT), accepted("aud", CLIENT)];
+        assert_eq!(outcome(&plans, &subs, &plain).await, both(refusal.0, refusal.1));
+    }
+    // The client id and the user come from each plan's own claims.
+    let by_azp = jwt("azp", gold(&cache).client_id_claim("azp"));
+    let by_email = jwt("email", gold(&cache).user_claim("email"));
+    let plans = [jwt("open", gold(&cache)), by_email, by_azp];
+    let subs = [accepted("azp", "the-azp"), accepted("email", CLIENT)];
+    assert_eq!(
+        outcome(&plans, &subs, &token(json!({"client_id": "nobody", "azp": "the-azp"}))).await,
+        both(200, "azp the-azp Some(\"alice\")")
+    );
+    assert_eq!(
+        outcome(&plans, &subs, &token(json!({"email": "a@example.test"}))).await,
+        both(200, &format!("email {CLIENT} Some(\"a@example.test\")"))
+    );
+    // Plans that check alike: one verdict, for a pass as for a refusal.
+    let alike: Vec<Plan> = (1..=3).map(|i| jwt(&format!("same-{i}"), gold(&cache))).collect();
+    let subs = [accepted("same-3", CLIENT)];
+    assert_eq!(
+        outcome(&alike, &subs, &plain).await,
+        both(200, &format!("same-3 {CLIENT} Some(\"alice\")"))
+    );
+    let wrong_aud = token(json!({"aud": "api://elsewhere"}));
+    assert_eq!(outcome(&alike, &subs, &wrong_aud).await, both(401, "JWT_INVALID_TOKEN"));
+}
+
 #[tokio::test]
 async fn claims_to_headers_replace_spoofed_headers_and_auth_can_be_dropped() {
     let server = JwksServer::start(Jwks::Keys(jwks_of(&[(rsa(), "k1")]))).await;

@@ -162,6 +162,34 @@ impl ClaimRules {
         Ok(())
     }
 
+    /// Whether `other` checks a token's claims exactly as this plan does (the algorithms, checked
+    /// with the signature, aside): then one token gets the same verdict, client id included,
+    /// from both, and a request checks them once.
+    pub(crate) fn same_checks(&self, other: &ClaimRules) -> bool {
+        // Destructured, so that a new rule cannot be left out of the comparison.
+        let ClaimRules {
+            algorithms: _,
+            leeway,
+            require_exp,
+            issuers,
+            audiences,
+            max_lifetime,
+            token_types,
+            client_id_claim,
+            required_scopes,
+            scope_mode,
+        } = self;
+        *leeway == other.leeway
+            && *require_exp == other.require_exp
+            && *issuers == other.issuers
+            && *audiences == other.audiences
+            && *max_lifetime == other.max_lifetime
+            && *token_types == other.token_types
+            && *client_id_claim == other.client_id_claim
+            && *required_scopes == other.required_scopes
+            && *scope_mode == other.scope_mode
+    }
+
     /// Whether `other` reads the client id from the same claim (so from the same token, the
     /// same client id).
     pub(crate) fn same_client_claim(&self, other: &ClaimRules) -> bool {

@@ -224,6 +224,12 @@ impl JwtSettings {
     }
 
     /// Check the settings and build the per-plan rules, once.
+    /// Whether a request under these settings is checked beyond the token and the clock (a
+    /// revocation list, a certificate binding): such checks read the claims and the request.
+    pub(crate) fn checks_beyond_the_token(&self) -> bool {
+        self.revocation.is_some() || self.confirmation != Confirmation::Off
+    }
+
     pub(crate) fn compile(&self, plan: &str) -> Result<ClaimRules, ConfigError> {
         if self.algorithms.is_empty() {
             return Err(ConfigError::NoAlgorithms(plan.into()));

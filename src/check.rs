@@ -33,7 +33,7 @@ use crate::response::{RenderRejection, point_to_metadata};
 use crate::revocation;
 use crate::subscription::{ResolveError, Subscription, SubscriptionQuery, SubscriptionResolver};
 use crate::token::{TokenSource, checked};
-use crate::verify::{Jws, SignatureCheck, TimeClaims, Verdicts, parse_jws};
+use crate::verify::{Jws, KeysAt, SignatureCheck, TimeClaims, Verdicts, parse_jws};
 
 /// The user claim's value as a string, when the token has one.
 fn user_of(claims: &Map<String, Value>, user_claim: &str) -> Option<Arc<str>> {
@@ -355,7 +355,7 @@ impl<R: SubscriptionResolver> Check<R> {
 
     /// The store answered at once that plan `index` serves no subscription of the client: the
     /// refusal is noted, and the first such plan kept for the token cache (as in `decide`).
-    fn unsubscribed(&mut self, index: usize, token: &str, keys: Arc<KeySet>) {
+    fn unsubscribed(&mut self, index: usize, token: &str, keys: KeysAt) {
         tracing::trace!(target: "tower_jwt_plan::reject", plan = %self.plans.served[index].id, "no usable subscription");
         if self.refused.is_none()
             && !self.cached
@@ -364,6 +364,7 @@ impl<R: SubscriptionResolver> Check<R> {
         {
             let (client_id, user) = (client_id.clone(), user.clone());
             self.keep_token(token);
+            let keys = self.verdicts.keys(keys).clone();
             self.refused = self.fresh_entry(index, keys, client_id, user);
         }
         self.note(AuthError::new(AuthErrorKind::PlanUnresolvable));
@@ -439,7 +440,7 @@ impl<R: SubscriptionResolver> Check<R> {
         index: usize,
         token: &str,
         claims: &VerifiedClaims,
-        keys: Arc<KeySet>,
+        keys: KeysAt,
     ) -> Candidate {
         let (client_id, user) = match &self.last {
             Some(Checked { verdict: Ok((client_id, user)), .. }) => {
@@ -452,7 +453,7 @@ impl<R: SubscriptionResolver> Check<R> {
         Candidate {
             plan: index,
             claims: Some(claims.clone()),
-            origin: Origin::Fresh { keys, client_id, user },
+            origin: Origin::Fresh { keys: self.verdicts.keys(keys).clone(), client_id, user },
         }
     }
 

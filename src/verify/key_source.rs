@@ -250,9 +250,10 @@ impl fmt::Debug for KeySource {
 }
 
 /// Result of looking for a key and checking the signature with one plan's keys.
-pub(crate) enum SignatureCheck {
-    /// Verified with a key of this snapshot of the source's keys.
-    Valid(Arc<KeySet>),
+pub(crate) enum SignatureCheck<K = Arc<KeySet>> {
+    /// Verified with a key of this snapshot of the source's keys (from [`Verdicts`]: where the
+    /// snapshot is kept, [`KeysAt`]).
+    Valid(K),
     Invalid(AuthError),
     /// The keys must be (re)fetched first; call again with `may_wait = false` once it resolves.
     Wait(KeyWait),
@@ -263,7 +264,16 @@ pub(crate) enum SignatureCheck {
 /// plan (the key is chosen by `kid` and `alg` only); the plan's algorithm allowlist does, so it is
 /// checked before any verdict is reused. A wait is never remembered.
 #[derive(Default)]
-pub(crate) struct Verdicts(Vec<(KeySource, Result<Arc<KeySet>, AuthError>)>);
+pub(crate) struct Verdicts {
+    by_source: Vec<(KeySource, Result<KeysAt, AuthError>)>,
+    /// The keys of the valid verdicts.
+    keys: Vec<Arc<KeySet>>,
+}
+
+/// Where [`Verdicts`] keeps the keys that verified the token: read with [`Verdicts::keys`], so
+/// that a plan reusing a verdict costs no reference count.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeysAt(usize);
 
 impl Verdicts {
     /// [`KeySource::check`], answered from this request's earlier verdict for the same source
@@ -274,33 +284,45 @@ impl Verdicts {
         jws: &Jws<'_>,
         algorithms: AlgSet,
         may_wait: bool,
-    ) -> SignatureCheck {
+    ) -> SignatureCheck<KeysAt> {
         if !algorithms.contains(jws.alg) {
             return SignatureCheck::Invalid(AuthError::invalid(InvalidReason::AlgorithmNotAllowed));
         }
-        if let Some((_, verdict)) = self.0.iter().find(|(known, _)| known.same_source(source)) {
+        if let Some((_, verdict)) =
+            self.by_source.iter().find(|(known, _)| known.same_source(source))
+        {
             return match verdict {
-                Ok(keys) => SignatureCheck::Valid(keys.clone()),
+                Ok(at) => SignatureCheck::Valid(*at),
                 Err(err) => SignatureCheck::Invalid(err.clone()),
             };
         }
-        let check = source.check(jws, algorithms, may_wait);
-        match &check {
-            SignatureCheck::Valid(keys) => self.0.push((source.clone(), Ok(keys.clone()))),
-            SignatureCheck::Invalid(err) => self.0.push((source.clone(), Err(err.clone()))),
-            SignatureCheck::Wait(_) => {}
+        match source.check(jws, algorithms, may_wait) {
+            SignatureCheck::Valid(keys) => SignatureCheck::Valid(self.remember(source, keys)),
+            SignatureCheck::Invalid(err) => {
+                self.by_source.push((source.clone(), Err(err.clone())));
+                SignatureCheck::Invalid(err)
+            }
+            SignatureCheck::Wait(wait) => SignatureCheck::Wait(wait),
         }
-        check
+    }
+
+    /// The keys of a verdict that [`check`](Self::check) or [`remember`](Self::remember) gave.
+    pub(crate) fn keys(&self, at: KeysAt) -> &Arc<KeySet> {
+        &self.keys[at.0]
     }
 
     /// Whether `source` has a verdict in this request.
     pub(crate) fn knows(&self, source: &KeySource) -> bool {
-        self.0.iter().any(|(known, _)| known.same_source(source))
+        self.by_source.iter().any(|(known, _)| known.same_source(source))
     }
 
-    /// Record that `keys`, a set `source` holds now, verified the token (a token-cache entry).
-    pub(crate) fn remember(&mut self, source: &KeySource, keys: Arc<KeySet>) {
-        self.0.push((source.clone(), Ok(keys)));
+    /// Record that `keys`, a set `source` holds now, verified the token (here, or for a
+    /// token-cache entry).
+    pub(crate) fn remember(&mut self, source: &KeySource, keys: Arc<KeySet>) -> KeysAt {
+        let at = KeysAt(self.keys.len());
+        self.keys.push(keys);
+        self.by_source.push((source.clone(), Ok(at)));
+        at
     }
 }
 

@@ -14,7 +14,7 @@ mod settings;
 
 pub(crate) use jws::{Jws, parse_jws};
 pub use key_source::KeySource;
-pub(crate) use key_source::{SignatureCheck, Verdicts};
+pub(crate) use key_source::{KeysAt, SignatureCheck, Verdicts};
 pub use rules::ScopeMode;
 pub(crate) use rules::{ClaimRules, TimeClaims};
 pub use settings::JwtSettings;

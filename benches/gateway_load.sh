@@ -23,7 +23,7 @@
 #
 # With INSTRUCTIONS=1, the jwt_plan gateway runs under callgrind instead, and the script prints
 # its instructions per proxied request over one wrk run (8 connections; warm-up excluded):
-# repeatable where requests/s on shared cores are not.
+# repeatable where requests/s on shared cores are not. KEEP=FILE keeps the callgrind output.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
@@ -193,6 +193,9 @@ if [ -n "${INSTRUCTIONS:-}" ]; then
   dump=$(ls -t "$work"/callgrind.out.* | head -1)
   instructions=$(grep -E '^(summary|totals):' "$dump" | head -1 | awk '{print $2}')
   echo "jwt_plan under callgrind: $requests requests, $((instructions / requests)) instructions per request"
+  if [ -n "${KEEP:-}" ]; then
+    cp "$dump" "$KEEP" && echo "callgrind output kept in $KEEP (read it with callgrind_annotate)"
+  fi
   exit 0
 fi
 

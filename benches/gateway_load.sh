@@ -21,6 +21,10 @@
 #
 #   bash benches/gateway_load.sh [seconds per run (default 10)] [connections (default 32)]
 #
+# The four rows run in turn, ROUNDS times (default 3), and each row's median requests/s gives
+# the ratios: rows measured side by side in rounds, so a slow stretch of the shared machine
+# weighs on every row rather than on one.
+#
 # With INSTRUCTIONS=1, the jwt_plan gateway runs under callgrind instead, and the script prints
 # its instructions per proxied request over one wrk run (8 connections; warm-up excluded):
 # repeatable where requests/s on shared cores are not. KEEP=FILE keeps the callgrind output.
@@ -28,6 +32,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 conns="${2:-32}"
+rounds="${ROUNDS:-3}"
 
 if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)..." >&2
@@ -107,7 +112,12 @@ measure() { # mode url [header] -> one line, and the requests/s in $work/rps_$mo
   p50=$(awk '$1=="50%" {print $2}' <<<"$report")
   p99=$(awk '$1=="99%" {print $2}' <<<"$report")
   printf '%-14s %12s %10s %10s\n' "$mode" "$rps" "$p50" "$p99"
-  echo "$rps" >"$work/rps_$mode"
+  echo "$rps" >>"$work/rps_$mode"
+}
+
+median() { # mode -> the median of its rows' requests/s (empty when the row was skipped)
+  [ -s "$work/rps_$1" ] || return 0
+  sort -g "$work/rps_$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
 run_gateway() { # mode [flags]
@@ -199,19 +209,21 @@ if [ -n "${INSTRUCTIONS:-}" ]; then
   exit 0
 fi
 
-echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores; upstream: the demo's echo server, own process"
+echo "wrk -t1 -c$conns -d${secs}s, loopback, $(nproc) cores; upstream: the demo's echo server, own process; $rounds rounds"
 printf '%-14s %12s %10s %10s\n' mode "requests/s" p50 p99
-run_gateway jwt_plan
-run_gateway without_layer --benchmark-without-plans
-run_nginx nginx "$same_headers"
-run_nginx nginx_plain ""
-awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" \
-  'BEGIN { printf "ratio jwt_plan/without_layer requests/s: %.3f\n", a / b }'
-if [ -s "$work/rps_nginx" ]; then
-  awk -v a="$(cat "$work/rps_jwt_plan")" -v b="$(cat "$work/rps_without_layer")" -v n="$(cat "$work/rps_nginx")" \
+for _ in $(seq "$rounds"); do
+  run_gateway jwt_plan
+  run_gateway without_layer --benchmark-without-plans
+  run_nginx nginx "$same_headers"
+  run_nginx nginx_plain ""
+done
+jwt=$(median jwt_plan) bare=$(median without_layer) ngx=$(median nginx) plain=$(median nginx_plain)
+echo "medians of $rounds rounds: jwt_plan $jwt, without_layer $bare, nginx ${ngx:-skipped}, nginx_plain ${plain:-skipped}"
+awk -v a="$jwt" -v b="$bare" 'BEGIN { printf "ratio jwt_plan/without_layer requests/s: %.3f\n", a / b }'
+if [ -n "$ngx" ]; then
+  awk -v a="$jwt" -v b="$bare" -v n="$ngx" \
     'BEGIN { printf "ratio jwt_plan/nginx requests/s: %.3f; without_layer/nginx: %.3f\n", a / n, b / n }'
 fi
-if [ -s "$work/rps_nginx_plain" ]; then
-  awk -v a="$(cat "$work/rps_jwt_plan")" -v n="$(cat "$work/rps_nginx_plain")" \
-    'BEGIN { printf "ratio jwt_plan/nginx_plain requests/s: %.3f\n", a / n }'
+if [ -n "$plain" ]; then
+  awk -v a="$jwt" -v n="$plain" 'BEGIN { printf "ratio jwt_plan/nginx_plain requests/s: %.3f\n", a / n }'
 fi

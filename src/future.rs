@@ -37,7 +37,10 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, R, RF, B> {
+    enum State<S, F, R, RF, B>
+    where
+        R: SubscriptionResolver,
+    {
         Refused { response: Option<Response<Bytes>> },
         // Boxed: it is large (the check, the request's head, a deadline), and a request
         // decided in `call` (a token-cache hit, a store that answers at once) never builds it,
@@ -50,8 +53,11 @@ pin_project! {
 pin_project! {
     /// A check waiting on keys or on the store, with what it needs to resume.
     #[project = CheckingProj]
-    struct Checking<S, R, RF, B> {
-        check: Check<R>,
+    struct Checking<S, R, RF, B>
+    where
+        R: SubscriptionResolver,
+    {
+        check: Check<'static, R>,
         #[pin]
         waiting: Waiting<RF>,
         inner: Option<S>,
@@ -97,7 +103,7 @@ where
     }
 
     pub(crate) fn checking(
-        check: Check<R>,
+        check: Check<'static, R>,
         wait: Wait<R::Future>,
         inner: S,
         parts: Parts,

@@ -26,7 +26,7 @@ use std::fmt;
 use std::future::Future;
 use std::hash::BuildHasher;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -86,6 +86,10 @@ struct Shared {
     fetch_timeout: Duration,
     max_body_bytes: usize,
     keys: ArcSwapOption<KeySet>,
+    /// The address of the set in `keys`, written just before it is stored there: a token-cache
+    /// hit compares it with the set it holds (alive, so its address is not reused) in one load,
+    /// where `keys.load()` costs two atomic read-modify-writes. Only the one worker writes it.
+    current: AtomicPtr<KeySet>,
     /// Number of fetches finished, good or bad: waiters watch it change.
     finished: watch::Sender<u64>,
     wake: Notify,
@@ -223,7 +227,7 @@ impl JwksCache {
 
     /// Whether `set` is the key set held now.
     pub(crate) fn is_current(&self, set: &Arc<KeySet>) -> bool {
-        self.handle.shared.keys.load().as_ref().is_some_and(|now| Arc::ptr_eq(now, set))
+        std::ptr::eq(self.handle.shared.current.load(Ordering::Acquire), Arc::as_ptr(set))
     }
 
     /// Whether `other` is a handle on the same cache (a clone of this one).
@@ -351,6 +355,7 @@ impl JwksCacheBuilder {
             fetch_timeout: self.http.fetch_timeout,
             max_body_bytes: self.http.max_body_bytes,
             keys: ArcSwapOption::empty(),
+            current: AtomicPtr::new(std::ptr::null_mut()),
             finished: watch::Sender::new(0),
             wake: Notify::new(),
             schedule: Mutex::new(Schedule { in_flight: true, last_fetch: Some(Instant::now()) }),
@@ -470,7 +475,11 @@ impl Shared {
             return Err(FetchError::NoUsableKeys(skipped));
         }
         let keys = set.len();
-        self.keys.store(Some(Arc::new(set)));
+        let set = Arc::new(set);
+        // Before the store, so a hit's old set stops counting as current no later than the
+        // new one is served.
+        self.current.store(Arc::as_ptr(&set).cast_mut(), Ordering::Release);
+        self.keys.store(Some(set));
         *last_body = body;
         Ok((keys, skipped))
     }

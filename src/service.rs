@@ -70,7 +70,7 @@ where
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = req.into_parts();
-        let mut check = Check::new(self.shared.clone());
+        let mut check = Check::new(&self.shared);
         match check.advance(&parts) {
             Step::Pass(granted) => {
                 // Decided without waiting (a token-cache hit, a store that answers at once):
@@ -82,8 +82,7 @@ where
                 // The ready service goes into the future; the clone left behind starts unready.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                check.hold_for_wait();
-                ResponseFuture::checking(check, wait, inner, parts, body)
+                ResponseFuture::checking(check.hold_for_wait(), wait, inner, parts, body)
             }
             Step::Refuse(err) => {
                 // As on a wait, the ready service is not kept: whatever it reserved in

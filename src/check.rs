@@ -263,7 +263,7 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
             cached: self.cached,
             queue: self.queue,
             exhausted: self.exhausted,
-            last_ids: self.last_ids,
+            last: self.last,
             times: self.times,
         }
     }

@@ -6,7 +6,7 @@
 #
 #   bash benches/instructions.sh [N, default 20000] [case ...]
 #
-# Cases: router_noauth router_hit router_around_hit plans_1_hit plans_5_off unsubscribed_on ...
+# Cases: router_noauth router_layer_floor router_hit router_around_hit plans_1_hit plans_5_off unsubscribed_on ...
 # (see plans.rs).
 # Keep the callgrind output of the last run with KEEP=1 (then read it with callgrind_annotate).
 set -euo pipefail
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 n="${1:-20000}"
 shift || true
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(router_noauth router_hit router_around_hit plans_1_hit plans_1_off plans_5_off unsubscribed_on)
+[ ${#cases[@]} -eq 0 ] && cases=(router_noauth router_layer_floor router_hit router_around_hit plans_1_hit plans_1_off plans_5_off unsubscribed_on)
 command -v valgrind >/dev/null || { echo "valgrind not found (apt-get install -y valgrind)"; exit 1; }
 bin=$(cargo bench --bench plans --no-run --message-format=json 2>/dev/null \
   | grep -o '"executable":"[^"]*plans-[^"]*"' | tail -1 | cut -d'"' -f4)

@@ -8,7 +8,10 @@
 //! - `router_noauth` / `router_hit` / `router_around_hit`: an axum `Router` with no auth
 //!   against the same router with the layer inside it (`Router::layer`) and around it (the
 //!   layer's service wrapping the router), one plan, cache hit; all sent the same request
-//!   (token included) and finalised with `with_state(())` as `axum::serve` does.
+//!   (token included) and finalised with `with_state(())` as `axum::serve` does;
+//! - `router_layer_floor`: the router with a layer that does nothing but wrap the response
+//!   body, through `Router::layer`: what axum itself adds for any such layer (a clone of the
+//!   route, a boxed future, a boxed body), which `router_hit` pays too.
 //!
 //! Run with `cargo bench --bench plans -- --measurement-time 3 --warm-up-time 1`; the ratios of
 //! the means are printed after criterion's report (see BENCHMARKS.md). With
@@ -195,7 +198,15 @@ fn cases(rt: &tokio::runtime::Runtime) -> Vec<Case> {
     // per request than it does without the layer.
     let mut around =
         layer(&jwks, 1, "bench-client", TokenCacheConfig::default()).layer(router().with_state(()));
-    out.push(("router_around_hit", Box::new(move || one(&mut around, Some(&auth)))));
+    let same = auth.clone();
+    out.push(("router_around_hit", Box::new(move || one(&mut around, Some(&same)))));
+    // A layer whose response body is not axum's own, and which does nothing else.
+    let mut floor = router()
+        .layer(tower::util::MapResponseLayer::new(|res: axum::response::Response| {
+            res.map(|body| http_body_util::BodyExt::map_err(body, |e: axum::Error| e))
+        }))
+        .with_state(());
+    out.push(("router_layer_floor", Box::new(move || one(&mut floor, Some(&auth)))));
     out
 }
 
@@ -272,5 +283,11 @@ fn print_ratios(names: &[&str]) {
     }
     if let (Some(hit), Some(bare)) = (mean("router_around_hit"), mean("router_noauth")) {
         println!("  {:<44} {:>8.0} ns", "layer around router (hit) - router, no auth", hit - bare);
+    }
+    if let (Some(floor), Some(bare)) = (mean("router_layer_floor"), mean("router_noauth")) {
+        println!("  {:<44} {:>8.0} ns", "no-op Router::layer - router, no auth", floor - bare);
+    }
+    if let (Some(hit), Some(floor)) = (mean("router_hit"), mean("router_layer_floor")) {
+        println!("  {:<44} {:>8.0} ns", "router with layer (hit) - no-op Router::layer", hit - floor);
     }
 }

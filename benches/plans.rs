@@ -288,6 +288,10 @@ fn print_ratios(names: &[&str]) {
         println!("  {:<44} {:>8.0} ns", "no-op Router::layer - router, no auth", floor - bare);
     }
     if let (Some(hit), Some(floor)) = (mean("router_hit"), mean("router_layer_floor")) {
-        println!("  {:<44} {:>8.0} ns", "router with layer (hit) - no-op Router::layer", hit - floor);
+        println!(
+            "  {:<44} {:>8.0} ns",
+            "router with layer (hit) - no-op Router::layer",
+            hit - floor
+        );
     }
 }

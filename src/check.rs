@@ -361,13 +361,16 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
             match answer {
                 Some(None) => self.unsubscribed(index, &token, keys),
                 Some(found) => {
-                    let pending = self.candidate(index, &token, &claims, keys);
-                    if let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared))) {
+                    if let Some(pending) = self.candidate(index, &token, &claims, keys)
+                        && let Some(granted) = self.decide(pending, Ok(found.map(Found::Shared)))
+                    {
                         return Ok(Stop::Granted(granted));
                     }
                 }
                 None => {
-                    let first = self.candidate(index, &token, &claims, keys);
+                    let Some(first) = self.candidate(index, &token, &claims, keys) else {
+                        continue;
+                    };
                     self.queue_shared(&token, &jws, &claims, parts);
                     self.exhausted =
                         self.plans.next_candidate(self.next, jws.iss.as_deref()).is_none();
@@ -458,28 +461,25 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
         passed
     }
 
-    /// The candidate for plan `index`, which [`passes`](Self::passes) just accepted: its
-    /// signature verified with `keys`.
+    /// The candidate for plan `index`, which [`passes`](Self::passes) just accepted (`None`
+    /// if it did not): its signature verified with `keys`.
     fn candidate(
         &mut self,
         index: usize,
         token: &str,
         claims: &VerifiedClaims,
         keys: KeysAt,
-    ) -> Candidate {
-        let (client_id, user) = match &self.last {
-            Some(Checked { verdict: Ok((client_id, user)), .. }) => {
-                (client_id.clone(), user.clone())
-            }
-            // Not reached: `passes` left this plan's client id.
-            _ => (Arc::from(""), None),
+    ) -> Option<Candidate> {
+        let Some(Checked { verdict: Ok((client_id, user)), .. }) = &self.last else {
+            return None;
         };
+        let (client_id, user) = (client_id.clone(), user.clone());
         self.keep_token(token);
-        Candidate {
+        Some(Candidate {
             plan: index,
             claims: Some(claims.clone()),
             origin: Origin::Fresh { keys: self.verdicts.keys(keys).clone(), client_id, user },
-        }
+        })
     }
 
     /// The token as shared text, made once, for the token cache's entry.
@@ -505,8 +505,9 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
             }
             match self.verdicts.check(&plan.settings.keys, jws, plan.rules.algorithms, false) {
                 SignatureCheck::Valid(keys) => {
-                    if self.passes(index, jws, claims, parts) {
-                        let next = self.candidate(index, token, claims, keys);
+                    if self.passes(index, jws, claims, parts)
+                        && let Some(next) = self.candidate(index, token, claims, keys)
+                    {
                         self.queue.push_back(next);
                     }
                 }

@@ -452,6 +452,14 @@ async fn plans_on_one_idp_share_a_claims_verdict_only_when_they_check_alike() {
     );
     let wrong_aud = token(json!({"aud": "api://elsewhere"}));
     assert_eq!(outcome(&alike, &subs, &wrong_aud).await, both(401, "JWT_INVALID_TOKEN"));
+    // A subscription found but not serving (paused) refuses its plan only: the next one decides.
+    let mut paused = accepted("same-1", CLIENT);
+    paused.status = SubscriptionStatus::Paused;
+    let subs = [paused, accepted("same-2", CLIENT)];
+    assert_eq!(
+        outcome(&alike, &subs, &plain).await,
+        both(200, &format!("same-2 {CLIENT} Some(\"alice\")"))
+    );
 }
 
 #[tokio::test]

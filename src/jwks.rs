@@ -527,6 +527,56 @@ mod tests {
         );
     }
 
+    /// A JWKS endpoint on 127.0.0.1 that answers every request with the document in `body`.
+    async fn serve(body: Arc<Mutex<String>>) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0; 4096];
+                let _ = socket.read(&mut request).await;
+                let body = body.lock().unwrap().clone();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(format!("{head}{body}").as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    /// The P-256 public key of RFC 7517's example A.1, under `kid`.
+    fn jwks(kid: &str) -> String {
+        format!(
+            r#"{{"keys":[{{"kty":"EC","crv":"P-256","kid":"{kid}","use":"sig","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM"}}]}}"#
+        )
+    }
+
+    /// A token-cache hit trusts `is_current` instead of a signature check: it must hold for the
+    /// set being served, and stop holding for it once a fetch replaced it.
+    #[tokio::test]
+    async fn only_the_set_served_now_is_current() {
+        let body = Arc::new(Mutex::new(jwks("k1")));
+        let url = serve(body.clone()).await;
+        let cache =
+            JwksCache::builder(url).min_refetch_interval(Duration::from_millis(1)).build().unwrap();
+        assert!(cache.wait_ready(Duration::from_secs(5)).await);
+        let first = cache.snapshot().unwrap();
+        assert!(cache.is_current(&first));
+
+        *body.lock().unwrap() = jwks("k2");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        cache.request_refresh().expect("a refetch may start").await;
+        assert!(cache.contains_kid("k2"));
+        let second = cache.snapshot().unwrap();
+        assert!(cache.is_current(&second));
+        assert!(!cache.is_current(&first), "a replaced set is not current");
+        // A set with the same keys that is not the one served is not current either.
+        assert!(!cache.is_current(&Arc::new(KeySet::clone(&second))));
+    }
+
     #[test]
     fn build_outside_runtime_is_an_error_not_a_panic() {
         let err = JwksCache::builder("https://idp.example/jwks").build().unwrap_err();

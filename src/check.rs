@@ -825,6 +825,38 @@ mod tests {
         cache.get(token.as_bytes()).map(|(verified, verdict)| (verified.plan, verdict))
     }
 
+    /// A granted token's next request is decided from its token-cache entry, with no signature
+    /// check: what the cache is for, and what no answer shows from outside.
+    #[tokio::test]
+    async fn a_granted_token_is_decided_from_the_cache_next_time() {
+        let settings =
+            JwtSettings::new(KeySource::hmac_secret(SECRET)).algorithms([Algorithm::HS256]);
+        let subscription = crate::Subscription::new(
+            "sub",
+            "api",
+            "a",
+            "app",
+            "client",
+            crate::SubscriptionStatus::Accepted,
+        );
+        let layer = JwtPlanLayer::builder("api")
+            .plan(Plan::jwt("a", "a", settings))
+            .resolver(InMemoryResolver::new([subscription]))
+            .build()
+            .unwrap();
+        let token = token("client");
+        let (parts, ()) = Request::builder()
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        for (round, from_cache) in [("first", false), ("repeat", true)] {
+            let mut check = Check::new(&layer.shared);
+            assert!(matches!(check.advance(&parts), Step::Pass(_)), "{round}");
+            assert_eq!(check.cached, from_cache, "{round}");
+        }
+    }
+
     #[tokio::test]
     async fn a_valid_unsubscribed_token_is_remembered_whichever_way_the_store_answers() {
         let at_once = remembered(InMemoryResolver::default()).await;

@@ -389,10 +389,10 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
             && !self.cached
             && self.shared.token_cache.is_some()
             && let Some(Checked { verdict: Ok((client_id, user)), .. }) = &self.last
+            && let Some(keys) = self.verdicts.keys(keys)
         {
-            let (client_id, user) = (client_id.clone(), user.clone());
+            let (keys, client_id, user) = (keys.clone(), client_id.clone(), user.clone());
             self.keep_token(token);
-            let keys = self.verdicts.keys(keys).clone();
             self.refused = self.fresh_entry(index, keys, client_id, user);
         }
         self.note(AuthError::new(AuthErrorKind::PlanUnresolvable));
@@ -461,8 +461,8 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
         passed
     }
 
-    /// The candidate for plan `index`, which [`passes`](Self::passes) just accepted (`None`
-    /// if it did not): its signature verified with `keys`.
+    /// The candidate for plan `index`, which [`passes`](Self::passes) just accepted, its
+    /// signature verified with `keys` (`None` otherwise).
     fn candidate(
         &mut self,
         index: usize,
@@ -470,15 +470,17 @@ impl<'s, R: SubscriptionResolver> Check<'s, R> {
         claims: &VerifiedClaims,
         keys: KeysAt,
     ) -> Option<Candidate> {
-        let Some(Checked { verdict: Ok((client_id, user)), .. }) = &self.last else {
+        let (Some(Checked { verdict: Ok((client_id, user)), .. }), Some(keys)) =
+            (&self.last, self.verdicts.keys(keys))
+        else {
             return None;
         };
-        let (client_id, user) = (client_id.clone(), user.clone());
+        let (keys, client_id, user) = (keys.clone(), client_id.clone(), user.clone());
         self.keep_token(token);
         Some(Candidate {
             plan: index,
             claims: Some(claims.clone()),
-            origin: Origin::Fresh { keys: self.verdicts.keys(keys).clone(), client_id, user },
+            origin: Origin::Fresh { keys, client_id, user },
         })
     }
 

@@ -264,11 +264,7 @@ pub(crate) enum SignatureCheck<K = Arc<KeySet>> {
 /// plan (the key is chosen by `kid` and `alg` only); the plan's algorithm allowlist does, so it is
 /// checked before any verdict is reused. A wait is never remembered.
 #[derive(Default)]
-pub(crate) struct Verdicts {
-    by_source: Vec<(KeySource, Result<KeysAt, AuthError>)>,
-    /// The keys of the valid verdicts.
-    keys: Vec<Arc<KeySet>>,
-}
+pub(crate) struct Verdicts(Vec<(KeySource, Result<Arc<KeySet>, AuthError>)>);
 
 /// Where [`Verdicts`] keeps the keys that verified the token: read with [`Verdicts::keys`], so
 /// that a plan reusing a verdict costs no reference count.
@@ -288,41 +284,38 @@ impl Verdicts {
         if !algorithms.contains(jws.alg) {
             return SignatureCheck::Invalid(AuthError::invalid(InvalidReason::AlgorithmNotAllowed));
         }
-        if let Some((_, verdict)) =
-            self.by_source.iter().find(|(known, _)| known.same_source(source))
-        {
-            return match verdict {
-                Ok(at) => SignatureCheck::Valid(*at),
+        if let Some(at) = self.0.iter().position(|(known, _)| known.same_source(source)) {
+            return match &self.0[at].1 {
+                Ok(_) => SignatureCheck::Valid(KeysAt(at)),
                 Err(err) => SignatureCheck::Invalid(err.clone()),
             };
         }
         match source.check(jws, algorithms, may_wait) {
             SignatureCheck::Valid(keys) => SignatureCheck::Valid(self.remember(source, keys)),
             SignatureCheck::Invalid(err) => {
-                self.by_source.push((source.clone(), Err(err.clone())));
+                self.0.push((source.clone(), Err(err.clone())));
                 SignatureCheck::Invalid(err)
             }
             SignatureCheck::Wait(wait) => SignatureCheck::Wait(wait),
         }
     }
 
-    /// The keys of a verdict that [`check`](Self::check) or [`remember`](Self::remember) gave.
-    pub(crate) fn keys(&self, at: KeysAt) -> &Arc<KeySet> {
-        &self.keys[at.0]
+    /// The keys of a verdict that [`check`](Self::check) or [`remember`](Self::remember) gave
+    /// as valid (`None` for any other place).
+    pub(crate) fn keys(&self, at: KeysAt) -> Option<&Arc<KeySet>> {
+        self.0.get(at.0)?.1.as_ref().ok()
     }
 
     /// Whether `source` has a verdict in this request.
     pub(crate) fn knows(&self, source: &KeySource) -> bool {
-        self.by_source.iter().any(|(known, _)| known.same_source(source))
+        self.0.iter().any(|(known, _)| known.same_source(source))
     }
 
     /// Record that `keys`, a set `source` holds now, verified the token (here, or for a
     /// token-cache entry).
     pub(crate) fn remember(&mut self, source: &KeySource, keys: Arc<KeySet>) -> KeysAt {
-        let at = KeysAt(self.keys.len());
-        self.keys.push(keys);
-        self.by_source.push((source.clone(), Ok(at)));
-        at
+        self.0.push((source.clone(), Ok(keys)));
+        KeysAt(self.0.len() - 1)
     }
 }
 

@@ -30,11 +30,7 @@ fn layer(policy: Confirmation) -> JwtPlanLayer<InMemoryResolver> {
     let settings = JwtSettings::new(KeySource::hmac_secret(SECRET))
         .algorithms([Algorithm::HS256])
         .confirmation(policy);
-    JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
-        .build()
-        .unwrap()
+    gold_builder(settings).build().unwrap()
 }
 
 /// A token bound to this certificate (DER), or unbound.

@@ -120,11 +120,7 @@ fn cache(issuer: &str) -> JwksCache {
 
 fn layer(cache: &JwksCache) -> JwtPlanLayer<InMemoryResolver> {
     let settings = JwtSettings::new(KeySource::jwks(cache.clone())).audience(AUD);
-    JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
-        .build()
-        .unwrap()
+    gold_builder(settings).build().unwrap()
 }
 
 fn token(signer: &Signer, kid: &str, iss: &str) -> String {

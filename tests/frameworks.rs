@@ -23,12 +23,7 @@ async fn layer_with(
     let cache = JwksCache::builder(server.url()).build().unwrap();
     assert!(cache.wait_ready(Duration::from_secs(5)).await);
     let settings = tune(JwtSettings::new(KeySource::jwks(cache)).issuer(ISS).audience(AUD));
-    let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
-    let layer = JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(store)
-        .build()
-        .unwrap();
+    let layer = gold_builder(settings).build().unwrap();
     (server, layer)
 }
 

@@ -792,12 +792,7 @@ mod token_cache {
             if header {
                 settings = settings.claim_to_header("sub", "x-user");
             }
-            let store = InMemoryResolver::new([accepted("gold", CLIENT)]);
-            let layer = JwtPlanLayer::builder("echo")
-                .plan(Plan::jwt("gold", "Gold", settings))
-                .resolver(store)
-                .build()
-                .unwrap();
+            let layer = gold_builder(settings).build().unwrap();
             for round in ["verified", "hit"] {
                 let seen = Seen::default();
                 assert_eq!(send(&layer, &seen, bearer(&token)).await.status, 200);

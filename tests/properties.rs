@@ -30,11 +30,7 @@ fn layer() -> JwtPlanLayer<InMemoryResolver> {
         .algorithms([Algorithm::HS256])
         .issuer(ISS)
         .audience(AUD);
-    JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
-        .build()
-        .unwrap()
+    gold_builder(settings).build().unwrap()
 }
 
 /// 256 per property, or `PROPTEST_CASES` for a long run.

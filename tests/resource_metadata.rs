@@ -14,9 +14,7 @@ fn layer(metadata_url: Option<&str>) -> JwtPlanLayer<InMemoryResolver> {
     let settings = JwtSettings::new(KeySource::hmac_secret(SECRET))
         .algorithms([Algorithm::HS256])
         .required_scopes(["admin"], ScopeMode::All);
-    let mut builder = JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]));
+    let mut builder = gold_builder(settings);
     if let Some(url) = metadata_url {
         builder = builder.resource_metadata(url);
     }

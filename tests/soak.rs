@@ -41,9 +41,7 @@ async fn soak_mixed_traffic_with_rotating_and_failing_idp() {
         .algorithms([Algorithm::ES256])
         .issuer(ISS)
         .audience(AUD);
-    let layer = JwtPlanLayer::builder("echo")
-        .plan(Plan::jwt("gold", "Gold", settings))
-        .resolver(InMemoryResolver::new([accepted("gold", CLIENT)]))
+    let layer = gold_builder(settings)
         .token_cache(TokenCacheConfig::default().max_entries(256))
         .build()
         .unwrap();

@@ -184,6 +184,16 @@ impl CountingStore {
     }
 }
 
+/// API `echo` with one published plan, `gold`, under `settings`, and `CLIENT` subscribed to it
+/// in an `InMemoryResolver` (a store that answers at once): finish with `.build()`.
+pub fn gold_builder(
+    settings: tower_jwt_plan::JwtSettings,
+) -> tower_jwt_plan::JwtPlanLayerBuilder<tower_jwt_plan::InMemoryResolver> {
+    tower_jwt_plan::JwtPlanLayer::builder("echo")
+        .plan(tower_jwt_plan::Plan::jwt("gold", "Gold", settings))
+        .resolver(tower_jwt_plan::InMemoryResolver::new([accepted("gold", CLIENT)]))
+}
+
 /// An accepted subscription of `client` to `plan` of the API `echo`.
 pub fn accepted(plan: &str, client: &str) -> tower_jwt_plan::Subscription {
     tower_jwt_plan::Subscription::new(

@@ -224,8 +224,11 @@ impl RawBackend {
     }
 
     /// A one-API file in front of this backend: `raw` at `/raw`, `client-1` subscribed.
-    fn config(&self, f: &Fixture) -> String {
-        format!(
+    /// A gateway in this process in front of this backend (API `raw` at `/raw`, `client-1`
+    /// subscribed), with a token of that client.
+    async fn behind_a_gateway(self) -> RawSetup {
+        let f = Fixture::start().await;
+        let config = format!(
             "{}{}{}",
             api_with_backend(
                 "raw",
@@ -235,16 +238,27 @@ impl RawBackend {
             ),
             app("app-1", "client-1"),
             sub("sub-1", "raw", "gold", "app-1"),
-        )
+        );
+        let (app, base) = start_in_process(&f.write("gw.toml", &config)).await;
+        let token = f.token("client-1");
+        RawSetup { backend: self, base, token, _app: app, _fixture: f }
     }
+}
+
+/// A [`RawBackend`] behind a gateway: what the pool tests send through. Bind every field
+/// (`_app`, `_fixture` by name, not `..`): the gateway and its IdP live as long as they do.
+struct RawSetup {
+    backend: RawBackend,
+    base: String,
+    token: String,
+    _app: Gateway,
+    _fixture: Fixture,
 }
 
 #[tokio::test]
 async fn backend_connections_are_kept_alive_and_one_the_backend_closed_is_replaced() {
-    let f = Fixture::start().await;
-    let backend = RawBackend::start().await;
-    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
-    let token = f.token("client-1");
+    let RawSetup { backend, base, token, _app, _fixture } =
+        RawBackend::start().await.behind_a_gateway().await;
 
     for path in ["/a", "/bb", "/ccc"] {
         let reply = get(&format!("{base}/raw{path}"), Some(&token)).await;
@@ -270,10 +284,8 @@ async fn backend_connections_are_kept_alive_and_one_the_backend_closed_is_replac
 
 #[tokio::test]
 async fn a_backend_connection_is_not_lent_while_its_response_is_still_read() {
-    let f = Fixture::start().await;
-    let backend = RawBackend::start().await;
-    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
-    let token = f.token("client-1");
+    let RawSetup { backend, base, token, _app, _fixture } =
+        RawBackend::start().await.behind_a_gateway().await;
     // Warm the pool with one idle connection.
     assert_eq!(&get(&format!("{base}/raw/warm"), Some(&token)).await.body[..], b"/warm");
 
@@ -313,10 +325,8 @@ async fn a_backend_connection_is_not_lent_while_its_response_is_still_read() {
 
 #[tokio::test]
 async fn a_response_without_a_body_gives_its_connection_back() {
-    let f = Fixture::start().await;
-    let backend = RawBackend::start().await;
-    let (_app, base) = start_in_process(&f.write("gw.toml", &backend.config(&f))).await;
-    let token = f.token("client-1");
+    let RawSetup { backend, base, token, _app, _fixture } =
+        RawBackend::start().await.behind_a_gateway().await;
     // The connection is handed back as the head arrives: there is no body whose end would.
     for _ in 0..3 {
         let reply = get(&format!("{base}/raw/empty"), Some(&token)).await;

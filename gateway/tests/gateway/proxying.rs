@@ -1,5 +1,6 @@
 //! Forwarding to the backend: path and query, streamed bodies, hop-by-hop headers, claim
-//! headers, `Authorization` removal, 502 and 504, kept-alive backend connections.
+//! headers, `Authorization` removal, 502 and 504, kept-alive backend connections, and the
+//! connection of a backend that answers before it has read the request's body.
 
 use super::*;
 
@@ -151,11 +152,15 @@ async fn unreachable_backend_is_502_and_slow_backend_is_504() {
 /// - `/close`: the answer, then, 100 ms later, the backend closes the connection (as on its
 ///   idle timeout, without `Connection: close`), so the gateway has pooled it by then;
 /// - `/hold`: a 10-byte body whose second half waits for `release`;
-/// - `/empty`: `204 No Content`, no body at all.
+/// - `/empty`: `204 No Content`, no body at all;
+/// - `/early`: `413 Payload Too Large` as soon as the head is read, without reading the
+///   request's body; then it reads nothing more as a request, only waits for the gateway to
+///   close the connection, and notifies `closed_early` when it does.
 struct RawBackend {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     release: Arc<tokio::sync::Notify>,
+    closed_early: Arc<tokio::sync::Notify>,
 }
 
 impl RawBackend {
@@ -164,25 +169,30 @@ impl RawBackend {
         let addr = listener.local_addr().expect("address");
         let accepted = Arc::new(AtomicUsize::new(0));
         let release = Arc::new(tokio::sync::Notify::new());
-        let (count, hold) = (accepted.clone(), release.clone());
+        let closed_early = Arc::new(tokio::sync::Notify::new());
+        let (count, hold, closed) = (accepted.clone(), release.clone(), closed_early.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(Self::serve(stream, hold.clone()));
+                tokio::spawn(Self::serve(stream, hold.clone(), closed.clone()));
             }
         });
-        Self { addr, accepted, release }
+        Self { addr, accepted, release, closed_early }
     }
 
-    async fn serve(stream: tokio::net::TcpStream, release: Arc<tokio::sync::Notify>) {
-        use tokio::io::AsyncWriteExt;
+    async fn serve(
+        stream: tokio::net::TcpStream,
+        release: Arc<tokio::sync::Notify>,
+        closed_early: Arc<tokio::sync::Notify>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = BufReader::new(stream);
         loop {
             let mut request_line = String::new();
             if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
                 return;
             }
-            // GET requests only: the head ends at the first empty line.
+            // GET requests, and `/early`'s head: the head ends at the first empty line.
             loop {
                 let mut line = String::new();
                 if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
@@ -204,6 +214,18 @@ impl RawBackend {
                     }
                 }
                 "/empty" => stream.get_mut().write_all(b"HTTP/1.1 204 No Content\r\n\r\n").await,
+                "/early" => {
+                    let answer = b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n";
+                    if stream.get_mut().write_all(answer).await.is_err() {
+                        return;
+                    }
+                    // Whatever comes now is the rest of the body, or a request the gateway
+                    // should not have sent here: both are read and dropped until the end.
+                    let mut sink = [0u8; 4096];
+                    while stream.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+                    closed_early.notify_one();
+                    return;
+                }
                 _ => {
                     let answer =
                         format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{path}", path.len());
@@ -335,4 +357,38 @@ async fn a_response_without_a_body_gives_its_connection_back() {
     }
     assert_eq!(&get(&format!("{base}/raw/after"), Some(&token)).await.body[..], b"/after");
     assert_eq!(backend.accepted(), 1, "every answer, empty or not, reused one connection");
+}
+
+#[tokio::test]
+async fn a_backend_that_answers_before_reading_the_body_has_its_connection_closed() {
+    let RawSetup { backend, base, token, _app, _fixture } =
+        RawBackend::start().await.behind_a_gateway().await;
+    // A kept-alive connection, which the early answer then comes on. Warming the pool also
+    // lets the idle reaper's first sweep, which comes right after the first connection, pass.
+    assert_eq!(&get(&format!("{base}/raw/warm"), Some(&token)).await.body[..], b"/warm");
+
+    // The body's first chunk goes out, the rest is held: the backend answers while the
+    // gateway is still sending the request.
+    let (sender, body) = ChannelBody::new();
+    sender.send(Bytes::from_static(b"first chunk")).await.expect("chunk buffered");
+    let req = Request::post(format!("{base}/raw/early"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(body.boxed_unsync())
+        .expect("request");
+    let early = tokio::time::timeout(EXCHANGE, client().request(req))
+        .await
+        .expect("the early answer arrives while the body is held")
+        .expect("request sent");
+    assert_eq!(early.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // The connection is in the middle of a request body: it cannot carry another request, so
+    // the gateway closes it rather than keeping it idle.
+    tokio::time::timeout(EXCHANGE, backend.closed_early.notified())
+        .await
+        .expect("the gateway closes the connection that was answered early");
+    let reply = get(&format!("{base}/raw/after"), Some(&token)).await;
+    assert_eq!(reply.status, StatusCode::OK, "body: {:?}", reply.body);
+    assert_eq!(&reply.body[..], b"/after");
+    assert_eq!(backend.accepted(), 2, "the next request went out on a new connection");
+    drop(sender);
 }

@@ -240,6 +240,21 @@ impl http_body::Body for ChannelBody {
     }
 }
 
+/// A bearer-token POST to `url` whose body's first chunk is already sent, and whose rest
+/// waits on the sender returned with it (the body ends when the sender is dropped).
+async fn post_with_held_body(
+    url: String,
+    token: &str,
+) -> (tokio::sync::mpsc::Sender<Bytes>, Request<ClientBody>) {
+    let (sender, body) = ChannelBody::new();
+    sender.send(Bytes::from_static(b"first chunk")).await.expect("chunk buffered");
+    let request = Request::post(url)
+        .header("authorization", format!("Bearer {token}"))
+        .body(body.boxed_unsync())
+        .expect("request");
+    (sender, request)
+}
+
 fn client() -> Client<HttpConnector, ClientBody> {
     Client::builder(TokioExecutor::new()).build_http()
 }

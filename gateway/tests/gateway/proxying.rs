@@ -82,12 +82,7 @@ async fn request_body_is_streamed_not_buffered() {
 
     // The upstream answers after the first chunk. If the gateway buffered the body, no answer
     // could come while the rest of the body is still unsent.
-    let (sender, body) = ChannelBody::new();
-    sender.send(Bytes::from_static(b"first chunk")).await.expect("chunk buffered");
-    let req = Request::post(format!("{base}/echo/first-chunk"))
-        .header("authorization", format!("Bearer {token}"))
-        .body(body.boxed_unsync())
-        .expect("request");
+    let (sender, req) = post_with_held_body(format!("{base}/echo/first-chunk"), &token).await;
     let reply = send(req).await;
     assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
     assert_eq!(&reply.body[..], b"first chunk");
@@ -369,12 +364,7 @@ async fn a_backend_that_answers_before_reading_the_body_has_its_connection_close
 
     // The body's first chunk goes out, the rest is held: the backend answers while the
     // gateway is still sending the request.
-    let (sender, body) = ChannelBody::new();
-    sender.send(Bytes::from_static(b"first chunk")).await.expect("chunk buffered");
-    let req = Request::post(format!("{base}/raw/early"))
-        .header("authorization", format!("Bearer {token}"))
-        .body(body.boxed_unsync())
-        .expect("request");
+    let (sender, req) = post_with_held_body(format!("{base}/raw/early"), &token).await;
     let early = tokio::time::timeout(EXCHANGE, client().request(req))
         .await
         .expect("the early answer arrives while the body is held")

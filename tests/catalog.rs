@@ -202,7 +202,9 @@ suite!(
     delete_rules,
     ids,
     deployment_state,
+    context_paths,
     concurrent_client_ids,
+    concurrent_context_paths,
     concurrent_subscriptions,
     refused_writes_change_nothing,
     restart_keeps_everything,
@@ -697,6 +699,65 @@ async fn deployment_state(env: Env) {
     assert_eq!(last.revision, revision);
     assert_eq!(last.definition.name, "Echo 2");
     assert!(last.definition.plans.is_empty());
+}
+
+fn api_at(id: &str, path: &str) -> NewApi {
+    NewApi::new("Echo", path, "http://127.0.0.1:9000").with_id(id)
+}
+
+/// The refusal of a context path that another API uses, naming the field and that API.
+fn path_taken<T: std::fmt::Debug>(result: Result<T, CatalogError>, by: &str) {
+    let err = result.expect_err("a context path another API uses is refused");
+    assert_eq!(err.code(), "INVALID_REQUEST", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("context_path") && message.contains(&format!("api `{by}`")),
+        "{message}"
+    );
+}
+
+async fn context_paths(env: Env) {
+    let c = &env.catalog;
+    let echo = api(c, "echo").await;
+    // The same path, a trailing `/` aside, is another API's.
+    for path in ["/echo", "/echo/", "/echo//"] {
+        path_taken(c.create_api(&api_at("other", path)).await, "echo");
+    }
+    assert_eq!(code(c.get_api("other").await), "NOT_FOUND");
+    // A path that only starts like it is free.
+    c.create_api(&api_at("echoes", "/echoes")).await.unwrap();
+    c.create_api(&api_at("echo-v2", "/echo/v2")).await.unwrap();
+    // An API keeps its own path through an update, spelled either way.
+    c.update_api(&echo, &api_at("echo", "/echo/")).await.unwrap();
+    // Another API cannot move onto it, and stays where it was.
+    path_taken(c.update_api("echoes", &api_at("echoes", "/echo")).await, "echo");
+    assert_eq!(c.get_api("echoes").await.unwrap().context_path, "/echoes");
+    // Once the API is gone, its path is free.
+    c.delete_api(&echo).await.unwrap();
+    c.update_api("echoes", &api_at("echoes", "/echo")).await.unwrap();
+}
+
+/// The check runs inside the write transaction: of many writers racing for one path, one wins.
+async fn concurrent_context_paths(env: Env) {
+    let c = env.catalog.clone();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.create_api(&api_at(&format!("api-{i}"), "/same")).await
+        }));
+    }
+    let mut won = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(api) => won.push(api.id),
+            Err(err) => assert_eq!(err.code(), "INVALID_REQUEST", "{err}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "{won:?}");
+    let at_same: Vec<_> =
+        c.list_apis().await.unwrap().into_iter().filter(|a| a.context_path == "/same").collect();
+    assert_eq!(at_same.len(), 1);
 }
 
 async fn concurrent_client_ids(env: Env) {

@@ -223,7 +223,9 @@ impl Catalog {
 
     // ---- APIs ----
 
-    /// Create an API (`need_redeploy` until its first deployment).
+    /// Create an API (`need_redeploy` until its first deployment). Refused
+    /// ([`CatalogError::InvalidInput`] on `context_path`) when another API has the same context
+    /// path, a trailing `/` aside.
     pub async fn create_api(&self, input: &NewApi) -> Result<Api, CatalogError> {
         in_tx!(self, Write, |tx| rules::create_api(&mut tx, input).await)
     }
@@ -238,7 +240,8 @@ impl Catalog {
         in_tx!(self, Read, |tx| rules::list_apis(&mut tx).await)
     }
 
-    /// Replace an API's name, context path and backend. `input.id`, if given, must be `id`.
+    /// Replace an API's name, context path and backend. `input.id`, if given, must be `id`; the
+    /// context path must not be another API's, as for [`create_api`](Self::create_api).
     pub async fn update_api(&self, id: &str, input: &NewApi) -> Result<Api, CatalogError> {
         in_tx!(self, Write, |tx| rules::update_api(&mut tx, id, input).await)
     }

@@ -28,6 +28,24 @@ fn check_api_fields(input: &NewApi) -> Result<(), CatalogError> {
     Ok(())
 }
 
+/// Two APIs cannot share a context path (a trailing `/` aside): a gateway could not tell which
+/// of them a request is for. Checked inside the write transaction, which holds the catalog's
+/// write lock, so two writers cannot both find the path free.
+async fn context_path_free<T: Tx>(tx: &mut T, id: &str, path: &str) -> Result<(), CatalogError> {
+    let prefix = path.trim_end_matches('/');
+    let apis = tx.apis().await?;
+    match apis
+        .iter()
+        .find(|other| other.id != id && other.context_path.trim_end_matches('/') == prefix)
+    {
+        Some(other) => Err(CatalogError::invalid(
+            "context_path",
+            format!("`{path}` is already used by api `{}`", other.id),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The API's current definition: itself and its non-staging plans.
 async fn definition_of<T: Tx>(tx: &mut T, api: &Api) -> Result<ApiDefinition, CatalogError> {
     let plans = tx
@@ -72,6 +90,7 @@ pub(crate) async fn create_api<T: Tx>(tx: &mut T, input: &NewApi) -> Result<Api,
     if tx.api(&id).await?.is_some() {
         return Err(CatalogError::AlreadyExists { kind: "api", id });
     }
+    context_path_free(tx, &id, &input.context_path).await?;
     let at = now();
     let api = Api {
         id,
@@ -110,6 +129,7 @@ pub(crate) async fn update_api<T: Tx>(
     let mut api = api_or_404(tx, id).await?;
     same_id(input.id.as_deref(), id)?;
     check_api_fields(input)?;
+    context_path_free(tx, id, &input.context_path).await?;
     api.name.clone_from(&input.name);
     api.context_path.clone_from(&input.context_path);
     api.backend.clone_from(&input.backend);

@@ -2,6 +2,8 @@
 //! in one place and persisted in memory, in SQLite (feature `sqlite`) or in PostgreSQL (feature
 //! `postgres`); and [`LiveCatalog`], the in-memory view that a gateway enforces from.
 //!
+//! - **APIs** each have a context path of their own (a trailing `/` aside), checked inside the
+//!   write transaction, so concurrent writers cannot both take one.
 //! - **Plans** move staging → published → deprecated, and any of these → closed. Publishing
 //!   a keyless plan is refused. Closing a plan closes its subscriptions at once, irreversibly.
 //! - **Applications** carry a client id, unique among active applications (the store enforces

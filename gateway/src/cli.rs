@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::admin::{
     AdminSource, AdminToken, DEFAULT_ADMIN_LISTEN, SyncHook, TokenOrigin, router, serve_admin,
@@ -20,7 +22,7 @@ use crate::config::{DEFAULT_LISTEN, load_config, one_line};
 use crate::demo::{DemoIdp, echo_router, serve_router, set_up_catalog};
 use crate::limits::Limits;
 use crate::redact::redact_userinfo;
-use crate::serve::{Signals, build_app_limited, gateway_for_tables};
+use crate::serve::{SHUTDOWN_GRACE, Signals, build_app_limited, gateway_for_tables};
 use crate::store::{KnownCaches, StoreSpec, follow, start_live, table_of};
 use tower_jwt_plan::limit::{PlanLimitLayer, PlanLimits, RedisStore};
 
@@ -165,8 +167,10 @@ async fn run_file(cli: Cli) -> Result<(), String> {
         file = %file.display(),
         "gateway started"
     );
-    start_admin(&cli, AdminSource::File(gateway.clone())).await?;
-    signals.serve(listener, gateway, Some(file)).await;
+    let (stop_admin, admin_stops) = watch::channel(false);
+    let admin = start_admin(&cli, AdminSource::File(gateway.clone()), admin_stops).await?;
+    signals.serve(listener, gateway, Some(file), stop_admin).await;
+    admin.finish().await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -186,8 +190,30 @@ fn limit_layer(cli: &Cli) -> Result<PlanLimitLayer, String> {
     Ok(builder.redis(store).build())
 }
 
-/// Bind the management API, print its address (and a generated token, once), serve it.
-async fn start_admin(cli: &Cli, source: AdminSource) -> Result<(SocketAddr, AdminToken), String> {
+/// The management API, serving until the proxy's signal to stop.
+struct Admin {
+    local: SocketAddr,
+    token: AdminToken,
+    task: JoinHandle<()>,
+}
+
+impl Admin {
+    /// Once the proxy has drained: the management calls still in flight get
+    /// [`SHUTDOWN_GRACE`] more, as the proxy's requests did.
+    async fn finish(self) {
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.task).await.is_err() {
+            tracing::warn!(target: "gateway::admin", "grace period over; closing the remaining management connections");
+        }
+    }
+}
+
+/// Bind the management API, print its address (and a generated token, once), serve it until
+/// `stops` says so.
+async fn start_admin(
+    cli: &Cli,
+    source: AdminSource,
+    mut stops: watch::Receiver<bool>,
+) -> Result<Admin, String> {
     let (token, origin) = AdminToken::resolve(cli.admin_token_file.as_deref())?;
     let listener = TcpListener::bind(cli.admin_listen)
         .await
@@ -198,8 +224,12 @@ async fn start_admin(cli: &Cli, source: AdminSource) -> Result<(SocketAddr, Admi
         println!("admin token: {}", token.expose());
     }
     tracing::info!(target: "gateway::admin", %local, token = ?origin, "management API started");
-    tokio::spawn(serve_admin(listener, router(source, token.clone())));
-    Ok((local, token))
+    // A dropped sender stops it too: nothing could tell it to stop any more.
+    let stop = async move {
+        let _ = stops.wait_for(|stop| *stop).await;
+    };
+    let task = tokio::spawn(serve_admin(listener, router(source, token.clone()), stop));
+    Ok(Admin { local, token, task })
 }
 
 /// DB mode: serve what the catalog's live view has deployed; the management API writes to
@@ -246,7 +276,8 @@ async fn run_store(
             })
         })
     };
-    let (admin, token) = start_admin(&cli, AdminSource::Store(catalog, Some(sync))).await?;
+    let (stop_admin, admin_stops) = watch::channel(false);
+    let admin = start_admin(&cli, AdminSource::Store(catalog, Some(sync)), admin_stops).await?;
 
     if let Some((upstream, idp)) = &demo {
         known.wait_ready(Duration::from_secs(5)).await;
@@ -260,12 +291,12 @@ async fn run_store(
         println!("curl -i -H 'Authorization: Bearer {token_line}' '{url}'");
         println!("demo: 401 JWT_MISSING_TOKEN without a token:");
         println!("curl -i '{url}'");
-        println!("demo: management API at http://{}", reachable(admin));
+        println!("demo: management API at http://{}", reachable(admin.local));
         println!("demo: list the APIs through the management API:");
         println!(
             "curl -i -H 'Authorization: Bearer {}' 'http://{}/apis'",
-            token.expose(),
-            reachable(admin)
+            admin.token.expose(),
+            reachable(admin.local)
         );
         let tutorial =
             idp.token("my-client", "my-user", "api://shop", Duration::from_secs(3600))?;
@@ -273,14 +304,15 @@ async fn run_store(
         println!(
             "export GW=http://{} ADMIN=http://{} ADMIN_TOKEN={} BACKEND=http://{upstream} JWKS_URL={} ISSUER={} TOKEN={tutorial}",
             reachable(local),
-            reachable(admin),
-            token.expose(),
+            reachable(admin.local),
+            admin.token.expose(),
             idp.jwks_url,
             idp.issuer,
         );
     }
 
-    signals.serve(listener, gateway, None).await;
+    signals.serve(listener, gateway, None, stop_admin).await;
+    admin.finish().await;
     drop(live);
     tracing::info!("stopped");
     Ok(())

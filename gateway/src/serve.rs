@@ -335,11 +335,13 @@ impl Signals {
     }
 
     /// Serve until SIGTERM or SIGINT, reloading `file` on every SIGHUP (the demo has none).
+    /// `stopping` is told as the signal lands, so the management API stops with the proxy.
     pub(crate) async fn serve(
         self,
         listener: TcpListener,
         gateway: Gateway,
         file: Option<PathBuf>,
+        stopping: watch::Sender<bool>,
     ) {
         let Self { hangup, mut terminate, mut interrupt } = self;
         tokio::spawn(reload_on_hangup(hangup, file, gateway.clone()));
@@ -349,6 +351,7 @@ impl Signals {
                 _ = interrupt.recv() => "SIGINT",
             };
             tracing::info!(signal = name, "shutting down");
+            let _ = stopping.send(true);
         };
         serve(listener, gateway, shutdown).await;
     }

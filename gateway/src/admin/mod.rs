@@ -132,9 +132,14 @@ pub fn router(source: AdminSource, token: AdminToken) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
-/// Serve the management API on `listener` until the process stops.
-pub async fn serve_admin(listener: TcpListener, router: Router) {
-    if let Err(err) = axum::serve(listener, router).await {
+/// Serve the management API on `listener` until `stop` completes; then accept nothing more and
+/// let the calls in flight finish (the caller bounds how long it waits for them).
+pub async fn serve_admin(
+    listener: TcpListener,
+    router: Router,
+    stop: impl Future<Output = ()> + Send + 'static,
+) {
+    if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
         tracing::error!(target: "gateway::admin", error = %err, "management API stopped");
     }
 }

@@ -1,4 +1,5 @@
-//! The binary as a process: startup refusals, `--check`, `--help`, SIGTERM.
+//! The binary as a process: startup refusals, `--check`, `--help`, SIGTERM (the proxy's
+//! requests and the management API's calls in flight).
 
 use super::*;
 
@@ -160,4 +161,69 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let status = gw.wait_exit().await;
     assert!(status.success(), "{status}");
     assert!(stopped_at.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_management_call_in_flight_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = Fixture::start().await;
+    // DB mode, where a write reads its body before it answers (file mode refuses it at once).
+    let mut m =
+        admin::Managed::start(&format!("sqlite:{}", f.dir.0.join("stop.db").display())).await;
+    let admin: SocketAddr = m.admin.trim_start_matches("http://").parse().expect("admin address");
+
+    // One call answered whole on a connection, so the connection is being served; then a
+    // second whose body is half sent: the handler is reading it when the signal lands.
+    let mut call = tokio::net::TcpStream::connect(admin).await.expect("connect to the admin API");
+    let head = |method: &str, path: &str, rest: &str| {
+        format!(
+            "{method} {path} HTTP/1.1\r\nhost: admin\r\nauthorization: Bearer {}\r\n{rest}\r\n",
+            admin::ADMIN_TOKEN
+        )
+    };
+    call.write_all(head("GET", "/apis", "").as_bytes()).await.expect("first call sent");
+    let mut first = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !first.ends_with(b"[]") {
+        let n = tokio::time::timeout(EXCHANGE, call.read(&mut chunk))
+            .await
+            .expect("the first call is answered")
+            .expect("read");
+        assert!(n > 0, "the admin API closed the connection");
+        first.extend_from_slice(&chunk[..n]);
+    }
+    let second = head(
+        "POST",
+        "/apis",
+        "content-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n",
+    );
+    call.write_all(format!("{second}{{").as_bytes()).await.expect("second call half sent");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    m.gw.signal("TERM");
+
+    // The signal has landed once the proxy's listener is closed.
+    let proxy: SocketAddr = m.gw.base.trim_start_matches("http://").parse().expect("address");
+    let refused = async {
+        while tokio::net::TcpStream::connect(proxy).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("listener closed after SIGTERM");
+    // The proxy had nothing in flight, so it is done; the process waits for the call.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let exited = m.gw.child.try_wait().expect("child status");
+    assert!(exited.is_none(), "the gateway exited mid-call: {:?}", m.gw.lines(Stream::Err));
+    call.write_all(b"}").await.expect("the rest of the body is taken");
+    let mut answer = String::new();
+    tokio::time::timeout(EXCHANGE, call.read_to_string(&mut answer))
+        .await
+        .expect("the call is answered before the connection closes")
+        .expect("read");
+    // `{}` lacks every field: the call's own answer, which it could only give with its body.
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
+    assert!(answer.contains("INVALID_REQUEST"), "{answer:?}");
+    let status = m.gw.wait_exit().await;
+    assert!(status.success(), "{status}");
 }

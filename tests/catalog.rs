@@ -740,43 +740,46 @@ async fn context_paths(env: Env) {
 /// The check runs inside the write transaction: of many writers racing for one path, one wins.
 async fn concurrent_context_paths(env: Env) {
     let c = env.catalog.clone();
-    let mut tasks = Vec::new();
-    for i in 0..20 {
+    let won = race(20, "INVALID_REQUEST", |i| {
         let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            c.create_api(&api_at(&format!("api-{i}"), "/same")).await
-        }));
-    }
-    let mut won = Vec::new();
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(api) => won.push(api.id),
-            Err(err) => assert_eq!(err.code(), "INVALID_REQUEST", "{err}"),
-        }
-    }
-    assert_eq!(won.len(), 1, "{won:?}");
+        async move { c.create_api(&api_at(&format!("api-{i}"), "/same")).await }
+    })
+    .await;
+    assert_eq!(won.len(), 1);
     let at_same: Vec<_> =
         c.list_apis().await.unwrap().into_iter().filter(|a| a.context_path == "/same").collect();
     assert_eq!(at_same.len(), 1);
 }
 
-async fn concurrent_client_ids(env: Env) {
-    let c = env.catalog.clone();
-    let mut tasks = Vec::new();
-    for i in 0..20 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            c.create_application(&NewApplication::new(format!("App {i}"), "same-client")).await
-        }));
-    }
-    let mut won = 0;
+/// Runs `n` writes at once, write `i` made by `write(i)`: what the winners made; every loser
+/// is refused with `code`.
+async fn race<T, F, Fut>(n: usize, code: &str, write: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Result<T, CatalogError>> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = (0..n).map(|i| tokio::spawn(write(i))).collect();
+    let mut won = Vec::new();
     for task in tasks {
         match task.await.unwrap() {
-            Ok(_) => won += 1,
-            Err(err) => assert_eq!(err.code(), "CLIENT_ID_TAKEN", "{err}"),
+            Ok(made) => won.push(made),
+            Err(err) => assert_eq!(err.code(), code, "{err}"),
         }
     }
-    assert_eq!(won, 1);
+    won
+}
+
+async fn concurrent_client_ids(env: Env) {
+    let c = env.catalog.clone();
+    let won = race(20, "CLIENT_ID_TAKEN", |i| {
+        let c = c.clone();
+        async move {
+            c.create_application(&NewApplication::new(format!("App {i}"), "same-client")).await
+        }
+    })
+    .await;
+    assert_eq!(won.len(), 1);
 }
 
 async fn concurrent_subscriptions(env: Env) {
@@ -785,22 +788,13 @@ async fn concurrent_subscriptions(env: Env) {
     let gold = published(&c, &api, "gold", Validation::Auto).await;
     let silver = published(&c, &api, "silver", Validation::Manual).await;
     let a = app(&c, "a", "client-a").await;
-    let mut tasks = Vec::new();
-    for i in 0..20 {
+    let won = race(20, "ALREADY_SUBSCRIBED", |i| {
         let (c, api, a) = (c.clone(), api.clone(), a.clone());
         let plan = if i % 2 == 0 { gold.clone() } else { silver.clone() };
-        tasks.push(tokio::spawn(async move {
-            c.subscribe(&api, &NewSubscription::new(&a, &plan)).await
-        }));
-    }
-    let mut won = 0;
-    for task in tasks {
-        match task.await.unwrap() {
-            Ok(_) => won += 1,
-            Err(err) => assert_eq!(err.code(), "ALREADY_SUBSCRIBED", "{err}"),
-        }
-    }
-    assert_eq!(won, 1);
+        async move { c.subscribe(&api, &NewSubscription::new(&a, &plan)).await }
+    })
+    .await;
+    assert_eq!(won.len(), 1);
     assert_eq!(c.list_subscriptions(&api, &SubscriptionFilter::default()).await.unwrap().len(), 1);
 }
 

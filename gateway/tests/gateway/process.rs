@@ -124,6 +124,20 @@ async fn check_accepts_a_valid_file_and_help_documents_every_option() {
     assert!(stderr.contains("--config"), "{stderr}");
 }
 
+/// Waits until the listener at `base` (`http://ADDR`) refuses connections, as it does once
+/// SIGTERM has landed; at most 5 s.
+async fn refused_soon(base: &str) {
+    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("address");
+    let refused = async {
+        while tokio::net::TcpStream::connect(addr).await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), refused)
+        .await
+        .expect("listener closed after SIGTERM");
+}
+
 #[tokio::test]
 async fn sigterm_finishes_in_flight_requests_then_exits_0() {
     let f = Fixture::start().await;
@@ -145,15 +159,7 @@ async fn sigterm_finishes_in_flight_requests_then_exits_0() {
     gw.signal("TERM");
 
     // New connections are refused while the in-flight request finishes.
-    let addr: SocketAddr = base.trim_start_matches("http://").parse().expect("address");
-    let refused = async {
-        while tokio::net::TcpStream::connect(addr).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), refused)
-        .await
-        .expect("listener closed after SIGTERM");
+    refused_soon(&base).await;
 
     let reply = in_flight.await.expect("request task");
     assert_eq!(reply.status, StatusCode::OK);
@@ -202,15 +208,7 @@ async fn sigterm_lets_a_management_call_in_flight_finish() {
     m.gw.signal("TERM");
 
     // The signal has landed once the proxy's listener is closed.
-    let proxy: SocketAddr = m.gw.base.trim_start_matches("http://").parse().expect("address");
-    let refused = async {
-        while tokio::net::TcpStream::connect(proxy).await.is_ok() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), refused)
-        .await
-        .expect("listener closed after SIGTERM");
+    refused_soon(&m.gw.base).await;
     // The proxy had nothing in flight, so it is done; the process waits for the call.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let exited = m.gw.child.try_wait().expect("child status");

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use tokio::net::TcpListener;
@@ -167,7 +167,7 @@ async fn run_file(cli: Cli) -> Result<(), String> {
         file = %file.display(),
         "gateway started"
     );
-    let (stop_admin, admin_stops) = watch::channel(false);
+    let (stop_admin, admin_stops) = watch::channel(None);
     let admin = start_admin(&cli, AdminSource::File(gateway.clone()), admin_stops).await?;
     signals.serve(listener, gateway, Some(file), stop_admin).await;
     admin.finish().await;
@@ -195,13 +195,17 @@ struct Admin {
     local: SocketAddr,
     token: AdminToken,
     task: JoinHandle<()>,
+    /// When the signal to stop landed.
+    stops: watch::Receiver<Option<Instant>>,
 }
 
 impl Admin {
-    /// Once the proxy has drained: the management calls still in flight get
-    /// [`SHUTDOWN_GRACE`] more, as the proxy's requests did.
+    /// Once the proxy has drained: the management calls still in flight have what is left of
+    /// the same [`SHUTDOWN_GRACE`], counted from the signal.
     async fn finish(self) {
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.task).await.is_err() {
+        let stopped_at = self.stops.borrow().unwrap_or_else(Instant::now);
+        let deadline = tokio::time::Instant::from_std(stopped_at + SHUTDOWN_GRACE);
+        if tokio::time::timeout_at(deadline, self.task).await.is_err() {
             tracing::warn!(target: "gateway::admin", "grace period over; closing the remaining management connections");
         }
     }
@@ -212,7 +216,7 @@ impl Admin {
 async fn start_admin(
     cli: &Cli,
     source: AdminSource,
-    mut stops: watch::Receiver<bool>,
+    stops: watch::Receiver<Option<Instant>>,
 ) -> Result<Admin, String> {
     let (token, origin) = AdminToken::resolve(cli.admin_token_file.as_deref())?;
     let listener = TcpListener::bind(cli.admin_listen)
@@ -225,11 +229,12 @@ async fn start_admin(
     }
     tracing::info!(target: "gateway::admin", %local, token = ?origin, "management API started");
     // A dropped sender stops it too: nothing could tell it to stop any more.
+    let mut stop_signal = stops.clone();
     let stop = async move {
-        let _ = stops.wait_for(|stop| *stop).await;
+        let _ = stop_signal.wait_for(Option::is_some).await;
     };
     let task = tokio::spawn(serve_admin(listener, router(source, token.clone()), stop));
-    Ok(Admin { local, token, task })
+    Ok(Admin { local, token, task, stops })
 }
 
 /// DB mode: serve what the catalog's live view has deployed; the management API writes to
@@ -276,7 +281,7 @@ async fn run_store(
             })
         })
     };
-    let (stop_admin, admin_stops) = watch::channel(false);
+    let (stop_admin, admin_stops) = watch::channel(None);
     let admin = start_admin(&cli, AdminSource::Store(catalog, Some(sync)), admin_stops).await?;
 
     if let Some((upstream, idp)) = &demo {

@@ -142,9 +142,9 @@
 //!   `ArcSwap`, so each request sees the old configuration or the new one, never a mix, and
 //!   APIs may be added or removed. JWKS caches are kept per URL across reloads. A refused file
 //!   is logged and the previous configuration keeps serving. `listen` changes need a restart.
-//! - Shutdown (`SIGTERM`/`SIGINT`): both listeners stop accepting; the proxy's requests in
-//!   flight get [`SHUTDOWN_GRACE`](serve::SHUTDOWN_GRACE) (10 s) to finish, then the management
-//!   API's calls still in flight get as long again.
+//! - Shutdown (`SIGTERM`/`SIGINT`): both listeners stop accepting; the proxy's requests and
+//!   the management API's calls in flight get [`SHUTDOWN_GRACE`](serve::SHUTDOWN_GRACE) (10 s)
+//!   from the signal to finish.
 //!
 //! # Connection limits
 //!

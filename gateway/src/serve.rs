@@ -335,13 +335,14 @@ impl Signals {
     }
 
     /// Serve until SIGTERM or SIGINT, reloading `file` on every SIGHUP (the demo has none).
-    /// `stopping` is told as the signal lands, so the management API stops with the proxy.
+    /// `stopping` is told when the signal landed, so the management API stops with the proxy
+    /// and both share one grace period.
     pub(crate) async fn serve(
         self,
         listener: TcpListener,
         gateway: Gateway,
         file: Option<PathBuf>,
-        stopping: watch::Sender<bool>,
+        stopping: watch::Sender<Option<Instant>>,
     ) {
         let Self { hangup, mut terminate, mut interrupt } = self;
         tokio::spawn(reload_on_hangup(hangup, file, gateway.clone()));
@@ -351,7 +352,7 @@ impl Signals {
                 _ = interrupt.recv() => "SIGINT",
             };
             tracing::info!(signal = name, "shutting down");
-            let _ = stopping.send(true);
+            let _ = stopping.send(Some(Instant::now()));
         };
         serve(listener, gateway, shutdown).await;
     }

@@ -138,23 +138,31 @@ async fn refused_soon(base: &str) {
         .expect("listener closed after SIGTERM");
 }
 
-#[tokio::test]
-async fn sigterm_finishes_in_flight_requests_then_exits_0() {
-    let f = Fixture::start().await;
-    let path = f.write("gw.toml", &f.simple_config());
-    let mut gw = GatewayProcess::spawn(&["--config", path.to_str().expect("utf-8")]).await;
-    let base = gw.base.clone();
-    let token = f.token("client-1");
-
-    let url = format!("{base}/echo/slow?ms=2000");
+/// Sends a request for the upstream's `/slow` route, answered after `ms`, through the gateway
+/// at `base`; returns once it is at the upstream, so it is in flight when a signal lands.
+async fn slow_request_in_flight(
+    f: &Fixture,
+    base: &str,
+    ms: u64,
+) -> tokio::task::JoinHandle<Reply> {
+    let (url, token) = (format!("{base}/echo/slow?ms={ms}"), f.token("client-1"));
     let in_flight = tokio::spawn(async move { get(&url, Some(&token)).await });
-    // Wait until the request is at the upstream, so it is in flight when the signal lands.
     let arrived = async {
         while f.slow_started.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     };
     tokio::time::timeout(EXCHANGE, arrived).await.expect("the slow request reached the upstream");
+    in_flight
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_then_exits_0() {
+    let f = Fixture::start().await;
+    let path = f.write("gw.toml", &f.simple_config());
+    let mut gw = GatewayProcess::spawn(&["--config", path.to_str().expect("utf-8")]).await;
+    let base = gw.base.clone();
+    let in_flight = slow_request_in_flight(&f, &base, 2000).await;
     let stopped_at = Instant::now();
     gw.signal("TERM");
 
@@ -224,4 +232,35 @@ async fn sigterm_lets_a_management_call_in_flight_finish() {
     assert!(answer.contains("INVALID_REQUEST"), "{answer:?}");
     let status = m.gw.wait_exit().await;
     assert!(status.success(), "{status}");
+}
+
+/// One grace period, counted from the signal, for both listeners: a management call that never
+/// ends holds the process to the end of it and no longer, although the proxy used part of it.
+#[tokio::test]
+async fn sigterm_grace_is_shared_by_the_proxy_and_the_management_api() {
+    use tokio::io::AsyncWriteExt;
+    use tower_jwt_plan_gateway::serve::SHUTDOWN_GRACE;
+    let f = Fixture::start().await;
+    let path = f.write("gw.toml", &f.simple_config());
+    let mut gw = GatewayProcess::spawn(&["--config", path.to_str().expect("utf-8")]).await;
+    let line = gw.wait_for(Stream::Out, 0, |l| l.starts_with("admin listening on http://")).await;
+    let admin: SocketAddr =
+        line.trim_start_matches("admin listening on http://").parse().expect("admin address");
+
+    // A management call whose head never ends: it is in flight until the grace period ends.
+    let mut stuck = tokio::net::TcpStream::connect(admin).await.expect("connect to the admin API");
+    stuck.write_all(b"GET /apis HTTP/1.1\r\nhost: admin\r\n").await.expect("half a head sent");
+    // A proxied request that takes 6 s of the 10.
+    let in_flight = slow_request_in_flight(&f, &gw.base, 6000).await;
+    let stopped_at = Instant::now();
+    gw.signal("TERM");
+
+    let status = gw.wait_exit().await;
+    let took = stopped_at.elapsed();
+    assert!(status.success(), "{status}");
+    assert_eq!(&in_flight.await.expect("request task").body[..], b"slow done");
+    assert!(took >= SHUTDOWN_GRACE - Duration::from_secs(1), "the call was cut early: {took:?}");
+    // Two grace periods one after the other would take 16 s.
+    assert!(took < SHUTDOWN_GRACE + Duration::from_secs(3), "the grace was not shared: {took:?}");
+    drop(stuck);
 }
